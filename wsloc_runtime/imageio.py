@@ -1,0 +1,214 @@
+"""Reading user images into one canonical form, and writing outputs atomically.
+
+Everything downstream of :func:`load_image` may assume an ``HxWx3`` ``uint8`` RGB
+array, C-contiguous, with EXIF orientation applied. Anything else a user can hand
+us (paths, bytes, PIL images, arrays of other layouts, 16-bit, CMYK, palette,
+alpha, grayscale) is converted here or refused with :class:`InvalidImageError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidImageError
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
+
+#: Smallest side accepted. Below two JPEG blocks per side there is no error-level signal.
+MIN_SIDE = 16
+#: Largest image accepted by default, in pixels (a 12000x9000 photo is 108 MP).
+DEFAULT_MAX_PIXELS = 120_000_000
+
+
+def _check_size(height: int, width: int, max_pixels: int, name: str) -> None:
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise InvalidImageError(
+            f"{name}: image is {width}x{height} pixels; wsloc needs at least {MIN_SIDE}x{MIN_SIDE}"
+        )
+    if height * width > max_pixels:
+        raise InvalidImageError(
+            f"{name}: image is {width}x{height} = {height * width / 1e6:.1f} MP; "
+            f"the limit is {max_pixels / 1e6:.0f} MP"
+        )
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale an integer or float array of any depth to uint8 without wrapping."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer):
+        peak = int(array.max()) if array.size else 0
+        if peak <= 255 and array.min() >= 0:
+            return array.astype(np.uint8)
+        # 16-bit data (TIFF, PNG): keep the top 8 bits, as a viewer would show it.
+        scale = 65535.0 if peak <= 65535 else float(peak)
+        return np.clip(array.astype(np.float64) / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+        scale = 1.0 if finite.max(initial=0.0) <= 1.0 else 255.0
+        return np.clip(finite / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    raise InvalidImageError(f"unsupported array dtype {array.dtype}; expected uint8, uint16 or float")
+
+
+def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    elif array.ndim == 3 and array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]  # alpha dropped: error levels live in the colour channels
+    elif not (array.ndim == 3 and array.shape[2] == 3):
+        raise InvalidImageError(
+            f"{name}: array of shape {array.shape}; expected HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA)"
+        )
+    return np.ascontiguousarray(_to_uint8(array))
+
+
+def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not make a readable image unreadable
+        pass
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _array_to_rgb(np.asarray(image), name)
+    if image.mode != "RGB":
+        # CMYK, palette, LA, RGBA, 1-bit and YCbCr all have a well-defined RGB view.
+        image = image.convert("RGBA" if "transparency" in image.info else image.mode).convert("RGB")
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def _decode_bytes(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    if len(data) == 0:
+        raise InvalidImageError(f"{name}: file is empty")
+    pil_error: Exception | None = None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            _check_size(image.height, image.width, max_pixels, name)
+            image.load()
+            return _pil_to_rgb(image, name)
+    except InvalidImageError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        pil_error = error
+    # OpenCV reads some files Pillow cannot (e.g. 16-bit RGB TIFF); it never raises, it returns None.
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if decoded is None:
+        reason = str(pil_error).splitlines()[0] if pil_error else "unknown format"
+        if "truncated" in reason.lower():
+            reason = "the file is truncated"
+        raise InvalidImageError(f"{name}: not a readable image ({reason})")
+    _check_size(decoded.shape[0], decoded.shape[1], max_pixels, name)
+    if decoded.ndim == 3 and decoded.shape[2] >= 3:
+        decoded = cv2.cvtColor(decoded[:, :, :3], cv2.COLOR_BGR2RGB)
+    return _array_to_rgb(decoded, name)
+
+
+def describe_source(source: Any) -> str:
+    """A short human name for an image source, used in error messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.mode} {source.size}>"
+    return f"<{type(source).__name__}>"
+
+
+def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image into RGB ``uint8``.
+
+    Args:
+        source: a file path, the encoded file's bytes, a ``PIL.Image.Image`` or a numpy
+            array (HxW gray, HxWx3 RGB or HxWx4 RGBA; uint8, uint16 or float in [0, 1]).
+        max_pixels: refuse images with more pixels than this.
+
+    Returns:
+        ``HxWx3`` ``uint8`` RGB array with EXIF orientation applied and alpha dropped.
+
+    Raises:
+        InvalidImageError: unreadable, empty, truncated, too small or too large input.
+    """
+    name = describe_source(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidImageError(f"{name}: no such file")
+        return _decode_bytes(path.read_bytes(), name, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode_bytes(bytes(source), name, max_pixels)
+    if isinstance(source, Image.Image):
+        _check_size(source.height, source.width, max_pixels, name)
+        try:
+            source.load()
+        except (OSError, ValueError) as error:
+            raise InvalidImageError(f"{name}: not a readable image ({error})") from error
+        return _pil_to_rgb(source, name)
+    if isinstance(source, np.ndarray):
+        if source.ndim < 2:
+            raise InvalidImageError(f"{name}: expected an HxW or HxWxC array")
+        _check_size(source.shape[0], source.shape[1], max_pixels, name)
+        return _array_to_rgb(source, name)
+    raise InvalidImageError(
+        f"{name}: unsupported input type; expected a path, bytes, PIL image or numpy array"
+    )
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def write_png_atomic(path: Path | str, image: np.ndarray) -> Path:
+    """Write an RGB (HxWx3) or gray (HxW) uint8 array as PNG; the file appears whole or not at all."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"write_png_atomic expects uint8, got {array.dtype}")
+    bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    ok, encoded = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OSError(f"could not encode {path} as PNG")
+    return _atomic_write(Path(path), lambda stream: stream.write(encoded.tobytes()))
+
+
+def write_json_atomic(path: Path | str, payload: Any) -> Path:
+    """Write JSON (UTF-8, indented); the file appears whole or not at all."""
+    text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default)
+    return _atomic_write(Path(path), lambda stream: stream.write(text.encode("utf-8") + b"\n"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,160 @@
+"""Regions, their similarity to an activation map, and the Bayesian enhancement.
+
+Pure numpy/OpenCV functions, testable without any model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Regions:
+    """Candidate regions of one image.
+
+    Attributes:
+        masks: ``bool`` array ``(N, H, W)``; masks may overlap (SAM) or partition the image.
+        source: name of the segmenter that produced them.
+    """
+
+    masks: np.ndarray
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        masks = np.asarray(self.masks)
+        if masks.ndim != 3:
+            raise ValueError(f"Regions.masks must be (N, H, W), got shape {masks.shape}")
+        self.masks = masks.astype(bool, copy=False)
+
+    @classmethod
+    def from_labels(cls, labels: np.ndarray, source: str = "", min_area: int = 1) -> "Regions":
+        """One region per distinct label of an ``(H, W)`` integer map; negative labels are ignored."""
+        values, counts = np.unique(labels, return_counts=True)
+        keep = values[(values >= 0) & (counts >= min_area)]
+        if keep.size == 0:
+            return cls(np.zeros((0, *labels.shape), bool), source)
+        return cls(labels[None, :, :] == keep[:, None, None], source)
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+
+def connected_regions(class_map: np.ndarray, min_area: int = 1, ignore: tuple[int, ...] = ()) -> np.ndarray:
+    """Split a semantic ``(H, W)`` class map into a label map: one label per connected
+    component of each class (8-connectivity). Components smaller than ``min_area`` pixels,
+    and classes in ``ignore``, get label -1."""
+    labels = np.full(class_map.shape, -1, np.int32)
+    next_label = 0
+    for value in np.unique(class_map):
+        if int(value) in ignore:
+            continue
+        count, components, stats, _ = cv2.connectedComponentsWithStats(
+            (class_map == value).astype(np.uint8), connectivity=8
+        )
+        for component in range(1, count):
+            if stats[component, cv2.CC_STAT_AREA] >= min_area:
+                labels[components == component] = next_label
+                next_label += 1
+    return labels
+
+
+def inside_distance(mask: np.ndarray) -> np.ndarray:
+    """D(M): each inside pixel's Euclidean distance to the region's boundary, 0 outside.
+
+    The image border counts as boundary: a region that runs off the picture has an
+    edge there too, and this keeps background-like regions from scoring as cores.
+    """
+    padded = np.pad(mask.astype(np.uint8), 1)
+    return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+
+
+def region_similarity(regions: Regions, activation: np.ndarray) -> np.ndarray:
+    """S(M_i, A) = sum(D(M_i) * A) / sum(M_i) for every region.
+
+    Work is done on each region's bounding box, so a partition of the image costs
+    about one image-sized distance transform in total.
+
+    Args:
+        regions: N masks of shape ``(H, W)``.
+        activation: ``(H, W)`` map in [0, 1].
+
+    Returns:
+        ``float64`` array of N scores (0 for an empty mask).
+    """
+    if regions.shape != activation.shape:
+        raise ValueError(f"regions {regions.shape} and activation {activation.shape} differ in size")
+    scores = np.zeros(len(regions), np.float64)
+    for index, mask in enumerate(regions.masks):
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            continue
+        cols = np.flatnonzero(mask.any(axis=0))
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        crop = mask[top:bottom, left:right]
+        # Exact: the ring just outside a tight bounding box is all outside pixels, so no
+        # nearer boundary exists beyond the crop.
+        distance = inside_distance(crop)
+        weighted = float((distance * activation[top:bottom, left:right]).sum(dtype=np.float64))
+        scores[index] = weighted / float(crop.sum())
+    return scores
+
+
+def select_region(regions: Regions, activation: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """i* = argmax_i S(M_i, A).
+
+    Returns:
+        ``(index, score, scores)``; index is -1 and score 0.0 when there are no regions.
+    """
+    scores = region_similarity(regions, activation)
+    if scores.size == 0:
+        return -1, 0.0, scores
+    best = int(np.argmax(scores))
+    return best, float(scores[best]), scores
+
+
+def bayesian_enhancement(activation: np.ndarray, region: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Posterior P(manipulated at x | m(x)) by Bayes' rule, pixel by pixel.
+
+    The paper writes P(A | M) = P(M | A) P(A) / P(M) and gives no more detail. This is
+    the reading fixed in ``shared/design/method.md`` section 6, a true Bayes update:
+
+    * prior ``P(manip at x) = A(x)``;
+    * evidence ``m(x)`` = 1 inside the chosen region, 0 outside;
+    * likelihoods estimated from the image itself, treating A as soft labels:
+      ``l1 = P(m=1 | manip) = sum(A*M) / sum(A)``,
+      ``l0 = P(m=1 | pristine) = sum((1-A)*M) / sum(1-A)``;
+    * posterior inside the region ``l1*A / (l1*A + l0*(1-A))``,
+      outside ``(1-l1)*A / ((1-l1)*A + (1-l0)*(1-A))``.
+
+    When the region is where the activation concentrates (l1 > l0) the update raises
+    A inside it and lowers A outside; an uninformative region (l1 == l0) leaves A as it is.
+
+    Args:
+        activation: ``(H, W)`` prior in [0, 1].
+        region: ``(H, W)`` bool mask M_{i*}.
+        eps: guards the likelihood ratios against empty sums.
+
+    Returns:
+        ``(H, W)`` ``float32`` posterior in [0, 1].
+    """
+    prior = np.clip(activation.astype(np.float64), 0.0, 1.0)
+    inside = region.astype(bool)
+    if prior.shape != inside.shape:
+        raise ValueError(f"activation {prior.shape} and region {inside.shape} differ in size")
+    mass_manip = prior.sum()
+    mass_pristine = (1.0 - prior).sum()
+    l1 = (prior[inside].sum() + eps) / (mass_manip + 2 * eps)
+    l0 = ((1.0 - prior[inside]).sum() + eps) / (mass_pristine + 2 * eps)
+    like_manip = np.where(inside, l1, 1.0 - l1)
+    like_pristine = np.where(inside, l0, 1.0 - l0)
+    numerator = like_manip * prior
+    denominator = numerator + like_pristine * (1.0 - prior)
+    posterior = np.divide(numerator, denominator, out=prior.copy(), where=denominator > 0)
+    return np.clip(posterior, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,6 @@
+"""Segmenters behind one interface; see :func:`create_segmenter`."""
+
+from .base import Segmenter, create_segmenter, describe_segmenters, register_segmenter, segmenter_names
+from . import graph  # noqa: F401  (registers "graph")
+
+__all__ = ["Segmenter", "create_segmenter", "describe_segmenters", "register_segmenter", "segmenter_names"]

@@ -1,0 +1,132 @@
+"""Signed error levels (SEL): the one implementation shared by training, export and runtime.
+
+SEL = float(image) - float(JPEG_q(image)), per channel, at the image's own resolution
+(resizing first would destroy the 8x8 JPEG grid the signal lives on), then resized to
+the network input with area interpolation and scaled as the model's metadata says.
+
+Large images are processed in horizontal strips so that no full-size float copy of
+the image is ever held: JPEG blocks are independent, and a 16-row margin around each
+strip makes the strip's error levels bit-identical to those of the whole image
+(4:2:0 MCUs are 16x16 and the decoder's chroma upsampling reads one neighbour row).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+#: JPEG encoder settings that define SEL. Changing any of them changes every model's input.
+JPEG_SAMPLING = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+_MCU = 16
+#: Images up to this many pixels are processed in one piece.
+STRIP_THRESHOLD_PIXELS = 4_000_000
+#: Rows per strip for larger images (a multiple of the MCU height).
+STRIP_ROWS = 512
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """Encode ``rgb`` (HxWx3 uint8) as baseline 4:2:0 JPEG at ``quality`` and decode it again."""
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, JPEG_SAMPLING]
+    ok, encoded = cv2.imencode(".jpg", bgr, params)
+    if not ok:
+        raise RuntimeError("OpenCV could not JPEG-encode the image")
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def signed_error_levels(rgb: np.ndarray, quality: int = 90) -> np.ndarray:
+    """Full-resolution SEL.
+
+    Args:
+        rgb: ``HxWx3`` ``uint8`` RGB image.
+        quality: JPEG quality of the re-encoding (1..100).
+
+    Returns:
+        ``HxWx3`` ``float32`` array in ``[-255, 255]``: image minus its re-encoded copy.
+    """
+    _check_rgb(rgb)
+    return rgb.astype(np.float32) - jpeg_roundtrip(rgb, quality).astype(np.float32)
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        raise ValueError("expected an HxWx3 uint8 RGB array (use wsloc_runtime.load_image)")
+
+
+def _area_weights(source: int, target: int) -> np.ndarray:
+    """(target x source) matrix of area-interpolation weights; rows sum to 1 (downsampling only)."""
+    scale = source / target
+    starts = np.arange(target) * scale
+    ends = starts + scale
+    edges = np.arange(source + 1, dtype=np.float64)
+    overlap = np.clip(
+        np.minimum(ends[:, None], edges[None, 1:]) - np.maximum(starts[:, None], edges[None, :-1]), 0.0, None
+    )
+    return (overlap / scale).astype(np.float32)
+
+
+def resized_error_levels(
+    rgb: np.ndarray, sizes: Sequence[tuple[int, int]], quality: int = 90
+) -> list[np.ndarray]:
+    """SEL computed at native resolution, area-resized to each ``(height, width)`` in ``sizes``.
+
+    Memory stays bounded for large images: SEL is computed strip by strip and each
+    strip is folded into every output at once.
+
+    Returns:
+        One ``float32`` array of shape ``(height, width, 3)`` per requested size.
+    """
+    _check_rgb(rgb)
+    height, width = rgb.shape[:2]
+    sizes = [(int(h), int(w)) for h, w in sizes]
+    downsampling_only = all(h <= height and w <= width for h, w in sizes)
+    if height * width <= STRIP_THRESHOLD_PIXELS or not downsampling_only:
+        sel = signed_error_levels(rgb, quality)
+        return [cv2.resize(sel, (w, h), interpolation=cv2.INTER_AREA) for h, w in sizes]
+
+    row_weights = [_area_weights(height, h) for h, _ in sizes]
+    outputs = [np.zeros((h, w * 3), np.float32) for h, w in sizes]
+    for top in range(0, height, STRIP_ROWS):
+        bottom = min(top + STRIP_ROWS, height)
+        pad_top, pad_bottom = max(0, top - _MCU), min(height, bottom + _MCU)
+        strip = rgb[pad_top:pad_bottom]
+        strip_sel = signed_error_levels(strip, quality)[top - pad_top : bottom - pad_top]
+        for (h, w), weights, out in zip(sizes, row_weights, outputs):
+            # Area resize is separable: columns with OpenCV, rows with the weight matrix.
+            narrowed = cv2.resize(strip_sel, (w, bottom - top), interpolation=cv2.INTER_AREA)
+            out += weights[:, top:bottom] @ narrowed.reshape(bottom - top, w * 3)
+    return [out.reshape(h, w, 3) for (h, w), out in zip(sizes, outputs)]
+
+
+def scale_error_levels(sel: np.ndarray, mode: str, scale: float, clip: float) -> np.ndarray:
+    """Map resized SEL to the network's input range.
+
+    Args:
+        sel: ``float32`` SEL (any shape).
+        mode: ``"fixed"`` divides by ``scale``; ``"std"`` divides by the image's own
+            standard deviation times ``scale`` (robust to how much area-resizing
+            averaged the signal away).
+        clip: the result is clipped to ``[-clip, clip]``.
+    """
+    if mode == "fixed":
+        scaled = sel / np.float32(scale)
+    elif mode == "std":
+        scaled = sel / np.float32(scale * (float(sel.std()) + 1e-3))
+    else:
+        raise ValueError(f"unknown SEL scaling mode {mode!r}; expected 'fixed' or 'std'")
+    return np.clip(scaled, -clip, clip).astype(np.float32)
+
+
+def sel_display(sel: np.ndarray) -> np.ndarray:
+    """Render signed error levels for people: mid-gray is zero, brighter/darker is +/- error.
+
+    Returns ``HxWx3`` ``uint8``; the contrast is stretched by the 99th percentile of |SEL|.
+    """
+    magnitude = float(np.percentile(np.abs(sel), 99)) if sel.size else 0.0
+    magnitude = max(magnitude, 1e-3)
+    return np.clip(127.5 + 127.5 * sel / magnitude, 0, 255).astype(np.uint8)

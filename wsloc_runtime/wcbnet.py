@@ -1,0 +1,76 @@
+"""A WCBnet variant run by onnxruntime: SEL tensor in, logit, F_c and dz/dF_c out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .config import METADATA_KEY, WCBnetConfig
+from .errors import ModelContractError
+from .sel import scale_error_levels
+from .session import OnnxModel
+
+
+@dataclass
+class WCBnetOutput:
+    """One forward pass.
+
+    Attributes:
+        logit: z, the pre-sigmoid score (float).
+        probability: sigmoid(z), P(manipulated) in [0, 1].
+        features: F_c, ``float32`` ``(h, w, D)``.
+        gradient: dz/dF_c, ``float32`` ``(h, w, D)``.
+    """
+
+    logit: float
+    probability: float
+    features: np.ndarray
+    gradient: np.ndarray
+
+
+def sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))))
+
+
+class WCBnetModel(OnnxModel):
+    """Load a WCBnet ONNX file and check it honours the contract in :mod:`wsloc_runtime.config`."""
+
+    def __init__(
+        self, path: str | os.PathLike, providers: Sequence[str] | None = None, intra_op_threads: int = 0
+    ) -> None:
+        super().__init__(path, providers, intra_op_threads)
+        if METADATA_KEY not in self.metadata:
+            raise ModelContractError(
+                f"{self.path.name}: no '{METADATA_KEY}' metadata; export it with python -m export.convert"
+            )
+        self.config = WCBnetConfig.from_json(self.metadata[METADATA_KEY])
+        names = self.config.output_names
+        self.require_names([self.config.input_name], [names["logit"], names["features"], names["gradient"]])
+        shape = self.session.get_inputs()[0].shape
+        expected = [1, *self.config.input_size, 3]
+        if [d if isinstance(d, int) else -1 for d in shape] != expected:
+            raise ModelContractError(f"{self.path.name}: input shape {shape}, contract says {expected}")
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def prepare(self, resized_sel: np.ndarray) -> np.ndarray:
+        """Scale SEL already resized to ``config.input_size`` into the ``[1, H, W, 3]`` input tensor."""
+        height, width = self.config.input_size
+        if resized_sel.shape != (height, width, 3):
+            raise ValueError(f"SEL must be resized to {(height, width, 3)}, got {resized_sel.shape}")
+        c = self.config
+        return scale_error_levels(resized_sel, c.sel_scaling, c.sel_scale, c.sel_clip)[None]
+
+    def forward(self, input_tensor: np.ndarray) -> WCBnetOutput:
+        names = self.config.output_names
+        logit, features, gradient = self.run(
+            {self.config.input_name: input_tensor},
+            [names["logit"], names["features"], names["gradient"]],
+        )
+        z = float(np.asarray(logit).reshape(-1)[0])
+        return WCBnetOutput(z, sigmoid(z), features[0], gradient[0])
