@@ -70,6 +70,10 @@ class OnnxModel:
         # A CUDA provider that fails to load logs an error and falls back; that is expected on CPU hosts.
         options.log_severity_level = 3
         requested = list(providers) if providers else default_providers()
+        if any(p in _GPU_PROVIDERS for p in requested):
+            # onnxruntime prints a multi-line error per session when CUDA libraries are absent;
+            # what matters is reported once, through self.providers.
+            ort.set_default_logger_severity(3)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=requested)
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types

@@ -1,0 +1,304 @@
+"""The public API: ``Localizer`` (construct once) and ``LocalizationResult`` (one per image).
+
+Every step of ``shared/design/method.md``:
+
+1. signed error levels at native resolution, area-resized to each variant's input;
+2. each WCBnet variant -> logit, F_c, dz/dF_c;
+3. Grad-CAM per variant, upsampled to the working size, geometric mean across variants;
+4. regions from a segmenter;
+5. the region whose distance-weighted activation is highest;
+6. Bayesian enhancement of the fused map by that region; mask = posterior >= 0.5.
+
+Maps are computed at a *working size* (longer side at most ``work_max_side``), so
+cost and memory do not grow with the photo; :meth:`LocalizationResult.full_size`
+brings a map back to the photo's own size when it is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .cam import DEFAULT_FUSION_EPSILON, geometric_mean_fusion, grad_cam, upsample_map
+from .errors import ModelContractError
+from .imageio import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .models import resolve_model
+from .regions import Regions, bayesian_enhancement, select_region
+from .sel import resized_error_levels
+from .segmenters import Segmenter, create_segmenter
+from .wcbnet import WCBnetModel
+
+#: Block scales of the paper's three variants, and the file each is shipped as.
+DEFAULT_VARIANTS = (2, 3, 4)
+WCBNET_EXPORT_HINT = "python -m export.train ... then python -m export.convert (see assets/models/README.md)"
+#: Longer side, in pixels, of the working copy on which maps and regions are computed.
+DEFAULT_WORK_MAX_SIDE = 1024
+#: P(manipulated at x) at or above which a pixel is in the mask (the paper's fixed threshold).
+MASK_THRESHOLD = 0.5
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def wcbnet_filename(scale: int) -> str:
+    return f"wcbnet{scale}.onnx"
+
+
+def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """``(height, width)`` scaled so the longer side is at most ``max_side`` (never upscaled)."""
+    factor = min(1.0, max_side / max(height, width))
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+@dataclass
+class LocalizationResult:
+    """Everything one call of :meth:`Localizer.localize` found.
+
+    All maps are ``float32`` in [0, 1] and masks ``bool``, of shape ``working_size``.
+
+    Attributes:
+        probability: P(manipulated), the mean of the variants' probabilities.
+        is_manipulated: ``probability >= decision_threshold``.
+        variant_probabilities: P(manipulated) of each variant, by model name.
+        variant_maps: Grad-CAM A_i of each variant, by model name.
+        activation: A, the geometric mean of the variant maps.
+        regions: the segmenter's candidate regions.
+        region_index: i*, the chosen region (-1 when the segmenter found none).
+        region_score: S(M_i*, A).
+        region_scores: S for every region.
+        enhanced: A*, the Bayesian posterior.
+        mask: ``enhanced >= 0.5``.
+        error_levels: signed error levels at the working size, ``(h, w, 3)`` float32.
+        image: the photo at the working size, ``(h, w, 3)`` uint8 RGB.
+        original_size: ``(height, width)`` of the input photo.
+        timings: seconds per stage.
+        providers: onnxruntime providers each model really runs on.
+    """
+
+    probability: float
+    is_manipulated: bool
+    decision_threshold: float
+    variant_probabilities: dict[str, float]
+    variant_maps: dict[str, np.ndarray]
+    activation: np.ndarray
+    regions: Regions
+    region_index: int
+    region_score: float
+    region_scores: np.ndarray
+    enhanced: np.ndarray
+    mask: np.ndarray
+    error_levels: np.ndarray
+    image: np.ndarray
+    original_size: tuple[int, int]
+    segmenter: str
+    timings: dict[str, float] = field(default_factory=dict)
+    providers: dict[str, list[str]] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        return int(self.activation.shape[0]), int(self.activation.shape[1])
+
+    @property
+    def region_mask(self) -> np.ndarray:
+        """The chosen region M_i* (all False when there is none)."""
+        if self.region_index < 0:
+            return np.zeros(self.working_size, bool)
+        return self.regions.masks[self.region_index]
+
+    def full_size(self, array: np.ndarray) -> np.ndarray:
+        """Resize a working-size map (bilinear) or mask (nearest) to the photo's own size."""
+        height, width = self.original_size
+        if array.shape[:2] == (height, width):
+            return array
+        if array.dtype == bool:
+            resized = cv2.resize(array.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+            return resized.astype(bool)
+        return cv2.resize(array.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def summary(self) -> dict:
+        """A JSON-ready digest (no arrays): verdict, region, mask area, timings, providers."""
+        return {
+            "wsloc_version": __version__,
+            "probability": round(float(self.probability), 6),
+            "is_manipulated": bool(self.is_manipulated),
+            "decision_threshold": self.decision_threshold,
+            "variant_probabilities": {k: round(float(v), 6) for k, v in self.variant_probabilities.items()},
+            "segmenter": self.segmenter,
+            "region_count": len(self.regions),
+            "region_index": int(self.region_index),
+            "region_score": round(float(self.region_score), 6),
+            "mask_fraction": round(float(self.mask.mean()), 6),
+            "original_size": list(self.original_size),
+            "working_size": list(self.working_size),
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+            "providers": self.providers,
+            "models": self.models,
+        }
+
+
+class Localizer:
+    """Localize manipulated regions: construct once, call :meth:`localize` many times.
+
+    Args:
+        models_dir: directory holding ``wcbnet{2,3,4}.onnx``; ``None`` searches
+            ``$WSLOC_MODELS``, the bundled ``assets/models/`` and ``$WSLOC_HF_REPO``.
+        variants: block scales of the WCBnet variants to fuse.
+        model_paths: explicit ONNX files, overriding ``models_dir``/``variants``.
+        segmenter: registry name (``"graph"`` needs no files) or a :class:`Segmenter`.
+        segmenter_options: keyword arguments for the segmenter's constructor.
+        providers: onnxruntime providers; ``None`` = CUDA when it loads, else CPU.
+        work_max_side: longer side of the working copy for maps and regions.
+        fusion_epsilon: floor of the geometric-mean fusion.
+        intra_op_threads: onnxruntime threads per session (0 = onnxruntime's default).
+        max_pixels: larger inputs are refused with :class:`InvalidImageError`.
+    """
+
+    def __init__(
+        self,
+        models_dir: str | os.PathLike | None = None,
+        variants: Sequence[int] = DEFAULT_VARIANTS,
+        model_paths: Iterable[str | os.PathLike] | None = None,
+        segmenter: str | Segmenter = "graph",
+        segmenter_options: dict | None = None,
+        providers: Sequence[str] | None = None,
+        work_max_side: int = DEFAULT_WORK_MAX_SIDE,
+        fusion_epsilon: float = DEFAULT_FUSION_EPSILON,
+        intra_op_threads: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if work_max_side < 64:
+            raise ValueError(f"work_max_side must be at least 64, got {work_max_side}")
+        if model_paths is not None:
+            paths = [Path(p) for p in model_paths]
+        else:
+            paths = [
+                resolve_model(wcbnet_filename(scale), models_dir, export_hint=WCBNET_EXPORT_HINT)
+                for scale in variants
+            ]
+        if not paths:
+            raise ValueError("at least one WCBnet model is needed")
+        self.models = [WCBnetModel(path, providers, intra_op_threads) for path in paths]
+        names = [model.name for model in self.models]
+        if len(set(names)) != len(names):
+            raise ModelContractError(f"two models claim the same variant: {names}")
+        qualities = {model.config.sel_jpeg_quality for model in self.models}
+        if len(qualities) != 1:
+            raise ModelContractError(f"variants disagree on the SEL JPEG quality: {sorted(qualities)}")
+        self.sel_quality = qualities.pop()
+        self.decision_threshold = float(np.mean([m.config.decision_threshold for m in self.models]))
+        if isinstance(segmenter, Segmenter):
+            self.segmenter = segmenter
+        else:
+            self.segmenter = create_segmenter(segmenter, **dict(segmenter_options or {}))
+        self.work_max_side = int(work_max_side)
+        self.fusion_epsilon = float(fusion_epsilon)
+        self.max_pixels = int(max_pixels)
+
+    @property
+    def providers(self) -> dict[str, list[str]]:
+        """Providers each session really got, by model name (and the segmenter's)."""
+        reported = {model.name: list(model.providers) for model in self.models}
+        if self.segmenter.providers:
+            reported[self.segmenter.name] = list(self.segmenter.providers)
+        return reported
+
+    def classify(self, image: ImageSource) -> float:
+        """P(manipulated) only: the variants' mean probability, without maps or regions."""
+        rgb = load_image(image, self.max_pixels)
+        inputs = self._network_inputs(rgb, extra_sizes=[])[0]
+        return float(np.mean([m.forward(inputs[m.config.input_size]).probability for m in self.models]))
+
+    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]]):
+        sizes = sorted({model.config.input_size for model in self.models})
+        resized = resized_error_levels(rgb, sizes + extra_sizes, self.sel_quality)
+        by_size = dict(zip(sizes, resized[: len(sizes)]))
+        inputs = {}
+        for model in self.models:
+            inputs[model.config.input_size] = model.prepare(by_size[model.config.input_size])
+        return inputs, resized[len(sizes) :]
+
+    def localize(self, image: ImageSource, progress: ProgressCallback | None = None) -> LocalizationResult:
+        """Run the whole method on one image.
+
+        Args:
+            image: a path, encoded bytes, a PIL image or an HxWx3 uint8 RGB array.
+            progress: optional ``callback(fraction_done, stage_name)``.
+
+        Raises:
+            InvalidImageError: the input is unreadable or outside the accepted sizes.
+        """
+        report = progress or (lambda fraction, stage: None)
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = now - clock
+            clock = now
+
+        report(0.0, "decode")
+        rgb = load_image(image, self.max_pixels)
+        original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
+        work = working_size(*original_size, self.work_max_side)
+        lap("decode")
+
+        report(0.1, "error levels")
+        inputs, (work_sel,) = self._network_inputs(rgb, extra_sizes=[work])
+        image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
+        del rgb  # from here on, nothing holds the full-size photo
+        lap("sel")
+
+        probabilities: dict[str, float] = {}
+        maps: dict[str, np.ndarray] = {}
+        for position, model in enumerate(self.models):
+            report(0.2 + 0.4 * position / len(self.models), model.name)
+            output = model.forward(inputs[model.config.input_size])
+            lap(model.name)
+            probabilities[model.name] = output.probability
+            maps[model.name] = upsample_map(grad_cam(output.features, output.gradient), work)
+            lap(f"cam_{model.name}")
+        activation = geometric_mean_fusion(list(maps.values()), self.fusion_epsilon)
+        lap("fusion")
+
+        report(0.65, f"segmenting ({self.segmenter.name})")
+        regions = self.segmenter.segment(image_work)
+        lap("segmenter")
+
+        report(0.9, "enhancement")
+        index, score, scores = select_region(regions, activation)
+        lap("similarity")
+        enhanced = bayesian_enhancement(activation, regions.masks[index]) if index >= 0 else activation.copy()
+        mask = enhanced >= MASK_THRESHOLD
+        lap("enhancement")
+        report(1.0, "done")
+
+        probability = float(np.mean(list(probabilities.values())))
+        return LocalizationResult(
+            probability=probability,
+            is_manipulated=probability >= self.decision_threshold,
+            decision_threshold=self.decision_threshold,
+            variant_probabilities=probabilities,
+            variant_maps=maps,
+            activation=activation,
+            regions=regions,
+            region_index=index,
+            region_score=score,
+            region_scores=scores,
+            enhanced=enhanced,
+            mask=mask,
+            error_levels=work_sel,
+            image=image_work,
+            original_size=original_size,
+            segmenter=self.segmenter.name,
+            timings=timings,
+            providers=self.providers,
+            models={m.name: f"{m.path.name} ({m.config.backbone}, {m.config.model_version})" for m in self.models},
+        )
