@@ -106,7 +106,9 @@ def _decode_bytes(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if decoded is None:
         reason = str(pil_error).splitlines()[0] if pil_error else "unknown format"
-        if "truncated" in reason.lower():
+        if isinstance(pil_error, UnidentifiedImageError):
+            reason = "unknown or unsupported image format"
+        elif "truncated" in reason.lower():
             reason = "the file is truncated"
         raise InvalidImageError(f"{name}: not a readable image ({reason})")
     _check_size(decoded.shape[0], decoded.shape[1], max_pixels, name)

@@ -130,3 +130,15 @@ def sel_display(sel: np.ndarray) -> np.ndarray:
     magnitude = float(np.percentile(np.abs(sel), 99)) if sel.size else 0.0
     magnitude = max(magnitude, 1e-3)
     return np.clip(127.5 + 127.5 * sel / magnitude, 0, 255).astype(np.uint8)
+
+
+def error_level_map(rgb: np.ndarray, quality: int = 90, sigma: float = 3.0) -> np.ndarray:
+    """The plain error-level baseline: ``|image - JPEG_q(image)|``, channel mean, Gaussian blur,
+    divided by its maximum.
+
+    Returns ``(H, W)`` ``float32`` in [0, 1] (all zeros for an image JPEG leaves unchanged).
+    """
+    magnitude = np.abs(signed_error_levels(rgb, quality)).mean(axis=2)
+    blurred = cv2.GaussianBlur(magnitude, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    peak = float(blurred.max())
+    return (blurred / peak).astype(np.float32) if peak > 0 else np.zeros_like(blurred, np.float32)

@@ -73,7 +73,7 @@ class OnnxModel:
         if any(p in _GPU_PROVIDERS for p in requested):
             # onnxruntime prints a multi-line error per session when CUDA libraries are absent;
             # what matters is reported once, through self.providers.
-            ort.set_default_logger_severity(3)
+            ort.set_default_logger_severity(4)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=requested)
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -84,8 +84,13 @@ class OnnxModel:
                 )
             else:
                 raise ModelContractError(f"{self.path}: onnxruntime cannot load it: {error}") from error
+        ort.set_default_logger_severity(2)
         self.requested_providers = requested
         self.providers: list[str] = list(self.session.get_providers())
+        lost = [p for p in requested if p in _GPU_PROVIDERS and p not in self.providers]
+        if lost:
+            log.warning("%s: %s did not load (no usable GPU libraries); running on %s",
+                        self.path.name, ", ".join(lost), ", ".join(self.providers))
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)

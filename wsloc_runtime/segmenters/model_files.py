@@ -1,0 +1,145 @@
+"""Model files of the ONNX-backed segmenters: one registry, one metadata key, one resolver.
+
+Every ONNX file written by ``python -m export.segmenters`` carries its typed config as
+JSON in ``metadata_props[METADATA_KEY]``; the runtime reads sizes, normalisation and
+tensor names from there and never from constants of its own.
+
+:data:`SEGMENTER_FILES` is the single table of file names: the exporter writes these
+names and the runtime looks for them with :func:`wsloc_runtime.models.resolve_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Type, TypeVar
+
+from ..errors import ModelContractError, ModelNotFoundError
+from ..models import resolve_model
+
+METADATA_KEY = "wsloc.segmenter"
+CONTRACT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One ONNX file a segmenter needs.
+
+    Attributes:
+        filename: the name looked for (explicit dir, ``$WSLOC_MODELS``, ``assets/models``, Hub).
+        export_hint: the command that writes it, quoted in :class:`ModelNotFoundError`.
+        external_data: name of the companion weights file that large exports (over
+            onnx's 2 GB protobuf limit, i.e. SAM ViT-H) keep beside the ``.onnx``; it is
+            fetched too when present, and optional otherwise.
+    """
+
+    filename: str
+    export_hint: str
+    external_data: str = ""
+
+
+_SAM_HINT = "python -m export.segmenters sam --model-type vit_b --checkpoint sam_vit_b_01ec64.pth --out assets/models"
+SEGMENTER_FILES: dict[str, dict[str, ModelFile]] = {
+    "sam": {
+        "encoder": ModelFile("sam_encoder.onnx", _SAM_HINT, external_data="sam_encoder.onnx.data"),
+        "decoder": ModelFile("sam_decoder.onnx", _SAM_HINT),
+    },
+    "deeplab": {
+        "model": ModelFile(
+            "deeplab.onnx",
+            "python -m export.segmenters deeplab --arch deeplabv3_resnet50 "
+            "--checkpoint deeplabv3_resnet50_coco-cd0a2569.pth --out assets/models",
+        )
+    },
+    "pspnet": {
+        "model": ModelFile(
+            "pspnet.onnx",
+            "python -m export.segmenters pspnet --backbone resnet50 --checkpoint pspnet.pth --out assets/models",
+        )
+    },
+}
+
+
+def resolve_segmenter_files(
+    name: str, model_dir: str | os.PathLike | None = None, hub_repo: str | None = None, revision: str | None = None
+) -> dict[str, Path]:
+    """Find every file segmenter ``name`` needs, or raise ONE error naming all that are missing.
+
+    Args:
+        name: a key of :data:`SEGMENTER_FILES`.
+        model_dir: a directory to look in first (then ``$WSLOC_MODELS``, ``assets/models``, the Hub).
+
+    Returns:
+        role -> path of the ``.onnx`` file (companion external-data files sit beside it).
+
+    Raises:
+        ModelNotFoundError: one or more files are missing; the message lists each file
+            with the places looked in and the export command that writes it.
+    """
+    found: dict[str, Path] = {}
+    problems: list[str] = []
+    for role, spec in SEGMENTER_FILES[name].items():
+        try:
+            path = resolve_model(spec.filename, explicit=model_dir, hub_repo=hub_repo, revision=revision)
+        except ModelNotFoundError as error:
+            problems.append(str(error))
+            continue
+        if spec.external_data and not (path.parent / spec.external_data).is_file():
+            # Only a Hub download can lack the companion locally; a single-file export
+            # has none anywhere, so its absence is not an error here. onnxruntime
+            # reports a truly missing one when the session is created.
+            try:
+                resolve_model(spec.external_data, explicit=None if model_dir is None else path.parent,
+                              hub_repo=hub_repo, revision=revision)
+            except ModelNotFoundError:
+                pass
+        found[role] = path
+    if problems:
+        hint = next(iter(SEGMENTER_FILES[name].values())).export_hint
+        raise ModelNotFoundError(
+            f"segmenter {name!r} needs {len(problems)} missing model file(s). "
+            + " | ".join(p.split(" Make it with:")[0] for p in problems)
+            + f" Make them with: {hint}"
+        )
+    return found
+
+
+C = TypeVar("C", bound="OnnxSegmenterConfig")
+
+
+@dataclass(frozen=True)
+class OnnxSegmenterConfig:
+    """Base of the typed configs stored in :data:`METADATA_KEY` (JSON round trip, version check)."""
+
+    kind: str = ""
+    contract_version: int = CONTRACT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_metadata(cls: Type[C], metadata: Mapping[str, str], path: Path, expected_kind: str) -> C:
+        """Parse the config of an ONNX file, raising :class:`ModelContractError` when it does not fit."""
+        if METADATA_KEY not in metadata:
+            raise ModelContractError(
+                f"{path.name}: no '{METADATA_KEY}' metadata; export it with python -m export.segmenters"
+            )
+        try:
+            raw: dict[str, Any] = json.loads(metadata[METADATA_KEY])
+        except json.JSONDecodeError as error:
+            raise ModelContractError(f"{path.name}: {METADATA_KEY} is not valid JSON: {error}") from error
+        if raw.get("contract_version", CONTRACT_VERSION) > CONTRACT_VERSION:
+            raise ModelContractError(
+                f"{path.name}: contract version {raw['contract_version']}; this runtime reads up to {CONTRACT_VERSION}"
+            )
+        if raw.get("kind") != expected_kind:
+            raise ModelContractError(f"{path.name}: is a {raw.get('kind')!r} model, expected {expected_kind!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        raw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known}
+        try:
+            return cls(**raw)
+        except (TypeError, ValueError) as error:
+            raise ModelContractError(f"{path.name}: {METADATA_KEY} does not match {cls.__name__}: {error}") from error
