@@ -82,13 +82,14 @@ def resolve_model(
         ModelNotFoundError: listing every place looked in and how to make the file.
     """
     places = candidate_locations(filename, explicit)
+    hint = f" Make it with: {export_hint}" if export_hint else ""
     for place in places:
         if place.is_file():
             expected = sha256 or _known_checksums(place.parent).get(place.name)
             return _verify(place, expected)
         if explicit and place == places[0]:
             # An explicit path that does not exist is a mistake, not a reason to look elsewhere.
-            raise ModelNotFoundError(f"{filename}: the given path {place} does not exist")
+            raise ModelNotFoundError(f"model {filename!r} not found at the given path {place}.{hint}")
 
     repo = hub_repo or os.environ.get("WSLOC_HF_REPO", "").strip() or None
     hub_note = "no Hugging Face repository configured (set WSLOC_HF_REPO)"
@@ -105,5 +106,4 @@ def resolve_model(
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             hub_note = f"Hugging Face repo {repo}@{rev}: {first_line}"
     looked = "; ".join(str(p) for p in places)
-    hint = f" Make it with: {export_hint}" if export_hint else ""
     raise ModelNotFoundError(f"model {filename!r} not found. Looked in: {looked}; {hub_note}.{hint}")

@@ -1,0 +1,119 @@
+"""The command line: outputs per image, failures reported by name, evaluate's report."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT, make_splice
+from wsloc_runtime.cli import main, output_stems
+
+
+def save_rgb(path, rgb):
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_localize_writes_four_outputs_and_reports_bad_input(tmp_path, contract_models, splice, capsys):
+    good = save_rgb(tmp_path / "forged.png", splice[0])
+    bad = tmp_path / "broken.png"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    code = main(["-q", "localize", str(good), str(bad), "--out", str(out), "--models", str(contract_models)])
+    assert code == 1
+    assert "broken.png" in capsys.readouterr().err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["forged.json", "forged_heatmap.png", "forged_mask.png", "forged_overlay.png"]
+    payload = json.loads((out / "forged.json").read_text())
+    assert 0.0 <= payload["probability"] <= 1.0 and payload["providers"]["wcbnet3"]
+    mask = cv2.imread(str(out / "forged_mask.png"), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == splice[1].shape and set(np.unique(mask)) <= {0, 255}
+    heat = cv2.imread(str(out / "forged_heatmap.png"))
+    assert heat.shape[:2] == splice[1].shape
+
+
+def test_all_good_inputs_exit_zero(tmp_path, contract_models, splice):
+    good = save_rgb(tmp_path / "a.png", splice[0])
+    assert main(["-q", "localize", str(good), "--out", str(tmp_path / "o"), "--models", str(contract_models)]) == 0
+
+
+def test_output_stems_are_unique():
+    assert output_stems(["x/a.png", "y/a.jpg", "b.tif", "z/a.png"]) == ["a", "a_2", "b", "a_3"]
+
+
+@pytest.fixture
+def pairs_csv(tmp_path):
+    rows = []
+    for seed in range(2):
+        forged, mask = make_splice(seed)
+        save_rgb(tmp_path / f"t{seed}.png", forged)
+        cv2.imwrite(str(tmp_path / f"t{seed}_gt.png"), mask.astype(np.uint8) * 255)
+        rows.append((f"t{seed}.png", f"t{seed}_gt.png"))
+    save_rgb(tmp_path / "authentic.png", make_splice(5)[0][::2, ::2])
+    rows.append(("authentic.png", ""))
+    save_rgb(tmp_path / "mismatch.png", make_splice(1)[0][:100])
+    cv2.imwrite(str(tmp_path / "mismatch_gt.png"), np.zeros((50, 50), np.uint8))
+    rows.append(("mismatch.png", "mismatch_gt.png"))
+    path = tmp_path / "pairs.csv"
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["image", "mask"])
+        writer.writerows(rows)
+    return path
+
+
+REPORT_KEYS = {"pixel_auc", "pixel_f1", "pixel_f1_best", "pixel_iou", "image_auc", "image_accuracy",
+               "n_tampered", "n_authentic", "n_skipped"}
+
+
+def test_evaluate_ones_equals_hand_computation(pairs_csv, tmp_path):
+    out = tmp_path / "ones.json"
+    assert main(["-q", "evaluate", "--pairs", str(pairs_csv), "--out", str(out), "--map", "ones"]) == 0
+    report = json.loads(out.read_text())
+    assert REPORT_KEYS <= set(report)
+    fractions = [make_splice(seed)[1].mean() for seed in range(2)]
+    expected_f1 = np.mean([2 * f / (1 + f) for f in fractions])  # precision f, recall 1
+    assert report["pixel_f1"] == pytest.approx(expected_f1, abs=1e-6)
+    assert report["pixel_f1_best"] == pytest.approx(expected_f1, abs=1e-6)
+    assert report["pixel_iou"] == pytest.approx(np.mean(fractions), abs=1e-6)
+    assert report["pixel_auc"] == 0.5
+    assert report["image_auc"] == 0.5  # every image scores 1
+    assert report["image_accuracy"] == pytest.approx(2 / 3)
+    assert (report["n_tampered"], report["n_authentic"], report["n_skipped"]) == (2, 1, 1)
+
+
+def test_evaluate_enhanced_beats_ones_on_splices(pairs_csv, tmp_path, contract_models):
+    reports = {}
+    for kind in ("enhanced", "ones"):
+        out = tmp_path / f"{kind}.json"
+        args = ["-q", "evaluate", "--pairs", str(pairs_csv), "--out", str(out), "--map", kind,
+                "--models", str(contract_models)]
+        assert main(args) == 0
+        reports[kind] = json.loads(out.read_text())
+    assert reports["enhanced"]["pixel_f1"] > reports["ones"]["pixel_f1"] + 0.3
+    assert reports["enhanced"]["image_auc"] is not None
+
+
+def test_module_entry_point_and_bad_pairs_file(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "wsloc_runtime", "evaluate", "--pairs", str(tmp_path / "none.csv"),
+         "--out", str(tmp_path / "r.json"), "--map", "ones"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 2
+    assert "pairs file not found" in completed.stderr and "Traceback" not in completed.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_on_shared_casia_samples_matches_the_published_baseline(shared_data, tmp_path):
+    out = tmp_path / "ela.json"
+    pairs = shared_data / "casia2-samples.csv"
+    assert main(["-q", "evaluate", "--pairs", str(pairs), "--out", str(out), "--map", "ones"]) == 0
+    report = json.loads(out.read_text())
+    # shared/data/README.md: all-tampered map on casia2-samples = 0.134 / 0.134 / 0.500.
+    assert report["pixel_f1"] == pytest.approx(0.134, abs=0.001)
+    assert report["pixel_auc"] == 0.5 and report["n_tampered"] == 17

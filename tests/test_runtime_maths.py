@@ -1,0 +1,179 @@
+"""Grad-CAM, fusion, region similarity and Bayesian enhancement against hand computations."""
+
+import math
+
+import numpy as np
+import pytest
+
+from wsloc_runtime.cam import geometric_mean_fusion, grad_cam, normalize_map, upsample_map
+from wsloc_runtime.metrics import best_f1, f1_iou_at, roc_auc
+from wsloc_runtime.regions import (
+    Regions,
+    bayesian_enhancement,
+    connected_regions,
+    inside_distance,
+    region_similarity,
+    select_region,
+)
+
+
+def test_grad_cam_matches_hand_computation():
+    features = np.zeros((2, 2, 2), np.float32)
+    features[..., 0] = [[1, 2], [3, 4]]
+    features[..., 1] = [[4, 3], [2, 1]]
+    gradient = np.zeros_like(features)
+    gradient[..., 0] = 0.5  # alpha_0 = 0.5
+    gradient[..., 1] = [[-1, -1], [-1, -1]]  # alpha_1 = -1
+    expected = np.maximum(0.5 * features[..., 0] - features[..., 1], 0)  # [[0,0],[0,1]]
+    np.testing.assert_allclose(grad_cam(features, gradient), expected)
+    assert grad_cam(features, gradient)[1, 1] == pytest.approx(1.0)
+
+
+def test_grad_cam_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="must both be"):
+        grad_cam(np.zeros((2, 2, 3)), np.zeros((2, 2, 4)))
+
+
+def test_normalize_and_upsample():
+    assert normalize_map(np.zeros((3, 3))).max() == 0
+    np.testing.assert_allclose(normalize_map(np.array([[0, 2], [1, 4]])), [[0, 0.5], [0.25, 1]])
+    up = upsample_map(np.array([[0.0, 1.0]], np.float32), (4, 8))
+    assert up.shape == (4, 8) and up.max() == pytest.approx(1.0) and up.min() >= 0
+
+
+def test_geometric_mean_of_equal_maps_is_the_map_rescaled():
+    a = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_allclose(geometric_mean_fusion([a, a, a], epsilon=0.0), a, atol=1e-6)
+
+
+def test_geometric_mean_with_a_zero_map_keeps_what_the_others_see():
+    seen = np.zeros((4, 4), np.float32)
+    seen[1:3, 1:3] = 1.0
+    blind = np.zeros_like(seen)
+    fused = geometric_mean_fusion([seen, seen, blind], epsilon=0.05)
+    assert fused[1:3, 1:3].min() == pytest.approx(1.0)
+    assert fused[0, 0] == pytest.approx(0.0)
+    # Without the floor, one blind variant erases everything.
+    assert geometric_mean_fusion([seen, seen, blind], epsilon=0.0).max() == 0.0
+
+
+def test_geometric_mean_hand_value():
+    a, b, c = (np.array([[v, 0.0, 1.0]], np.float32) for v in (0.2, 0.4, 0.8))
+    raw = ((0.2 + 0.1) * (0.4 + 0.1) * (0.8 + 0.1)) ** (1 / 3)
+    low, high = 0.1, 1.1  # the all-zero and all-one pixels
+    fused = geometric_mean_fusion([a, b, c], epsilon=0.1)
+    np.testing.assert_allclose(fused[0], [(raw - low) / (high - low), 0.0, 1.0], rtol=1e-6)
+
+
+def test_inside_distance_of_a_square():
+    mask = np.zeros((9, 9), bool)
+    mask[2:7, 2:7] = True  # 5x5 square
+    distance = inside_distance(mask)
+    assert distance[4, 4] == pytest.approx(3.0, abs=0.05)  # three steps to the first outside pixel
+    assert distance[2, 4] == pytest.approx(1.0, abs=0.05)
+    assert distance[0, 0] == 0
+
+
+def test_image_border_counts_as_boundary():
+    mask = np.ones((5, 5), bool)
+    assert inside_distance(mask)[0, 2] == pytest.approx(1.0, abs=0.05)
+
+
+def gaussian(shape, centre, sigma):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
+
+
+def test_square_under_gaussian_wins_similarity():
+    shape = (64, 64)
+    activation = gaussian(shape, (20, 40), 6.0)
+    on_peak = np.zeros(shape, bool)
+    on_peak[12:29, 32:49] = True
+    off_peak = np.zeros(shape, bool)
+    off_peak[40:57, 5:22] = True
+    background = ~(on_peak | off_peak)
+    regions = Regions(np.stack([background, off_peak, on_peak]))
+    index, score, scores = select_region(regions, activation)
+    assert index == 2
+    assert scores[2] > 5 * max(scores[0], scores[1])
+    assert score == pytest.approx(scores[2])
+
+
+def test_similarity_matches_formula_on_whole_image():
+    rng = np.random.default_rng(1)
+    activation = rng.random((20, 30)).astype(np.float32)
+    mask = np.zeros((20, 30), bool)
+    mask[3:15, 5:22] = True
+    mask[8:10, 25:28] = True  # a second component: the crop must cover both
+    expected = float((inside_distance(mask) * activation).sum() / mask.sum())
+    assert region_similarity(Regions(mask[None]), activation)[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_similarity_of_empty_region_is_zero_and_no_regions_gives_minus_one():
+    activation = np.ones((8, 8), np.float32)
+    assert region_similarity(Regions(np.zeros((1, 8, 8), bool)), activation)[0] == 0.0
+    assert select_region(Regions(np.zeros((0, 8, 8), bool)), activation)[0] == -1
+
+
+def test_bayesian_enhancement_equals_bayes_rule_by_hand():
+    prior = np.array([[0.9, 0.6], [0.3, 0.1]], np.float32)
+    region = np.array([[1, 1], [0, 0]], bool)
+    l1 = (0.9 + 0.6) / prior.sum()
+    l0 = (0.1 + 0.4) / (1 - prior).sum()
+    expected = np.empty((2, 2))
+    for (i, j), a in np.ndenumerate(prior.astype(np.float64)):
+        lm, lp = (l1, l0) if region[i, j] else (1 - l1, 1 - l0)
+        expected[i, j] = lm * a / (lm * a + lp * (1 - a))
+    np.testing.assert_allclose(bayesian_enhancement(prior, region, eps=0.0), expected, rtol=1e-6)
+
+
+def test_informative_region_raises_inside_and_lowers_outside():
+    prior = gaussian((32, 32), (16, 16), 5.0) * 0.8 + 0.1
+    region = np.zeros((32, 32), bool)
+    region[10:23, 10:23] = True
+    posterior = bayesian_enhancement(prior, region)
+    assert (posterior[region] >= prior[region] - 1e-6).all()
+    assert (posterior[~region] <= prior[~region] + 1e-6).all()
+
+
+def test_uninformative_region_leaves_the_map_unchanged():
+    prior = np.full((10, 10), 0.3, np.float32)
+    region = np.zeros((10, 10), bool)
+    region[:5] = True
+    np.testing.assert_allclose(bayesian_enhancement(prior, region), prior, atol=1e-5)
+
+
+def test_connected_regions_splits_each_class_into_components():
+    classes = np.zeros((6, 6), np.int32)
+    classes[0:2, 0:2] = 1
+    classes[4:6, 4:6] = 1  # same class, second component
+    classes[0:2, 4:6] = 2
+    labels = connected_regions(classes, min_area=2, ignore=(0,))
+    regions = Regions.from_labels(labels)
+    assert len(regions) == 3
+    assert sorted(int(m.sum()) for m in regions.masks) == [4, 4, 4]
+    assert (labels[classes == 0] == -1).all()
+
+
+def test_roc_auc_with_ties_matches_pair_counting():
+    scores = np.array([0.1, 0.4, 0.4, 0.8, 0.4, 0.2])
+    truth = np.array([0, 1, 0, 1, 1, 0], bool)
+    pairs = [(p, n) for p in scores[truth] for n in scores[~truth]]
+    expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
+    assert roc_auc(scores, truth) == pytest.approx(expected)
+    assert math.isnan(roc_auc(scores, np.ones(6, bool)))
+
+
+def test_best_f1_matches_brute_force():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, 200) / 4.0
+    truth = rng.random(200) < 0.3
+    brute = max(f1_iou_at(scores, truth, t)[0] for t in np.unique(scores))
+    assert best_f1(scores, truth) == pytest.approx(brute)
+
+
+def test_f1_and_iou_by_hand():
+    scores = np.array([0.9, 0.6, 0.4, 0.1])
+    truth = np.array([1, 0, 1, 0], bool)
+    f1, iou = f1_iou_at(scores, truth, 0.5)  # tp=1 fp=1 fn=1
+    assert f1 == pytest.approx(0.5) and iou == pytest.approx(1 / 3)

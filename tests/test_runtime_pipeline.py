@@ -1,0 +1,146 @@
+"""The whole method end to end on small contract models, with no TensorFlow or torch."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from wsloc_runtime import ModelContractError, ModelNotFoundError, UnknownNameError
+from wsloc_runtime.config import METADATA_KEY, WCBnetConfig
+from wsloc_runtime.metrics import f1_iou_at, roc_auc
+from wsloc_runtime.pipeline import Localizer, working_size
+from wsloc_runtime.sel import resized_error_levels, scale_error_levels, signed_error_levels
+from wsloc_runtime.wcbnet import WCBnetModel
+from tests.contract_models import build_contract_model
+
+
+@pytest.fixture(scope="module")
+def localizer(contract_models):
+    return Localizer(contract_models, providers=["CPUExecutionProvider"])
+
+
+def test_localizes_a_region_with_a_different_compression_history(localizer, splice):
+    forged, truth = splice
+    result = localizer.localize(forged)
+    assert result.working_size == forged.shape[:2]
+    assert set(result.variant_maps) == {"wcbnet2", "wcbnet3", "wcbnet4"}
+    assert roc_auc(result.activation, truth) > 0.95
+    chosen_f1, _ = f1_iou_at(result.region_mask.astype(float), truth)
+    assert chosen_f1 > 0.9, "the pasted disc should be the region chosen"
+    mask_f1, _ = f1_iou_at(result.mask.astype(float), truth)
+    assert mask_f1 > 0.7
+    assert np.array_equal(result.mask, result.enhanced >= 0.5)
+    for array in [result.activation, result.enhanced, *result.variant_maps.values()]:
+        assert array.dtype == np.float32 and 0.0 <= array.min() and array.max() <= 1.0
+
+
+def test_result_summary_is_json_and_complete(localizer, splice):
+    result = localizer.localize(splice[0])
+    summary = json.loads(json.dumps(result.summary()))
+    for key in ("probability", "is_manipulated", "variant_probabilities", "region_score", "timings", "providers"):
+        assert key in summary
+    assert summary["providers"]["wcbnet2"] == ["CPUExecutionProvider"]
+    assert {"decode", "sel", "wcbnet2", "segmenter", "similarity", "enhancement"} <= set(summary["timings"])
+    # The contract model's logit is 4 * mean|SEL| - 1: check the probability by hand for one variant.
+    model = localizer.models[0]
+    tensor = model.prepare(resized_error_levels(splice[0], [model.config.input_size])[0])
+    pooled = np.abs(tensor).mean()  # average pooling preserves the mean
+    weights_mean = np.linspace(0.5, 1.5, 4).mean()
+    z = 4.0 * pooled * weights_mean - 1.0
+    assert result.variant_probabilities["wcbnet2"] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-4)
+
+
+def test_large_photo_is_worked_on_at_the_working_size(localizer, splice):
+    big = np.kron(splice[0], np.ones((4, 4, 1), np.uint8))  # 1600x2400
+    result = localizer.localize(big)
+    assert result.original_size == (1600, 2400)
+    assert result.working_size == working_size(1600, 2400, 1024) == (683, 1024)
+    assert result.full_size(result.mask).shape == (1600, 2400)
+    assert result.full_size(result.enhanced).shape == (1600, 2400)
+
+
+def test_progress_callback_reaches_done(localizer, splice):
+    seen = []
+    localizer.localize(splice[0], progress=lambda fraction, stage: seen.append((fraction, stage)))
+    assert seen[0][0] == 0.0 and seen[-1] == (1.0, "done")
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen)
+
+
+def test_classify_equals_localize_probability(localizer, splice):
+    assert localizer.classify(splice[0]) == pytest.approx(localizer.localize(splice[0]).probability)
+
+
+def test_missing_models_say_where_they_looked(tmp_path, monkeypatch):
+    import wsloc_runtime.models as models
+
+    monkeypatch.setattr(models, "BUNDLED_MODELS", tmp_path / "bundled")
+    monkeypatch.setenv("WSLOC_MODELS", str(tmp_path / "env_dir"))
+    monkeypatch.delenv("WSLOC_HF_REPO", raising=False)
+    with pytest.raises(ModelNotFoundError) as caught:
+        Localizer()
+    message = str(caught.value)
+    for expected in ("wcbnet2.onnx", "env_dir", "bundled", "WSLOC_HF_REPO", "export.convert"):
+        assert expected in message
+
+
+def test_an_explicit_directory_without_the_model_is_an_error(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="given path .*wcbnet2.onnx.*export.convert"):
+        Localizer(models_dir=tmp_path)
+
+
+def test_unknown_segmenter_lists_the_valid_names(contract_models):
+    with pytest.raises(UnknownNameError, match="choose one of: .*graph"):
+        Localizer(contract_models, segmenter="no-such-segmenter")
+
+
+def test_model_without_metadata_is_refused(tmp_path):
+    path = build_contract_model(tmp_path / "wcbnet2.onnx")
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+    with pytest.raises(ModelContractError, match=METADATA_KEY):
+        WCBnetModel(path)
+
+
+def test_model_with_wrong_input_shape_is_refused(tmp_path):
+    path = build_contract_model(tmp_path / "wcbnet2.onnx", input_size=(64, 64))
+    model = onnx.load(str(path))
+    config = WCBnetConfig.from_json(model.metadata_props[0].value)
+    wrong = WCBnetConfig(**{**config.__dict__, "input_size": (96, 96)})
+    model.metadata_props[0].value = wrong.to_json()
+    onnx.save(model, str(path))
+    with pytest.raises(ModelContractError, match="input shape"):
+        WCBnetModel(path)
+
+
+def test_config_round_trips_and_rejects_nonsense():
+    config = WCBnetConfig(cbam_scale=3, input_size=(256, 256), sel_scaling="std")
+    assert WCBnetConfig.from_json(config.to_json()) == config
+    with pytest.raises(ModelContractError):
+        WCBnetConfig(cbam_scale=9)
+    with pytest.raises(ModelContractError):
+        WCBnetConfig.from_json('{"cbam_scale": 2, "contract_version": 99}')
+
+
+def test_sel_is_signed_and_strips_match_whole_image(monkeypatch, splice):
+    import wsloc_runtime.sel as sel_module
+
+    rgb = splice[0]
+    sel = signed_error_levels(rgb, 90)
+    assert sel.min() < 0 < sel.max() and np.abs(sel).max() <= 255
+    whole = resized_error_levels(rgb, [(64, 96), (200, 300)], 90)
+    monkeypatch.setattr(sel_module, "STRIP_THRESHOLD_PIXELS", 1000)
+    monkeypatch.setattr(sel_module, "STRIP_ROWS", 64)
+    strips = sel_module.resized_error_levels(rgb, [(64, 96), (200, 300)], 90)
+    for a, b in zip(whole, strips):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_sel_scaling_modes():
+    sel = np.array([-64.0, -8.0, 0.0, 8.0, 64.0], np.float32)
+    np.testing.assert_allclose(scale_error_levels(sel, "fixed", 16.0, 2.0), [-2, -0.5, 0, 0.5, 2])
+    scaled = scale_error_levels(sel, "std", 1.0, 100.0)
+    assert scaled.std() == pytest.approx(1.0, rel=1e-3)
+    with pytest.raises(ValueError, match="fixed"):
+        scale_error_levels(sel, "bogus", 1.0, 1.0)
