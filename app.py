@@ -1,0 +1,466 @@
+"""wsloc web app: was this photo spliced or copy-moved, and where?
+
+A thin Gradio front end over ``wsloc_runtime``'s public API: every number and map
+comes from :meth:`wsloc_runtime.pipeline.Localizer.localize`; this file only picks
+models, shows the evidence in the order the method builds it, and writes downloads.
+
+    python app.py [--host 0.0.0.0] [--port 7860]
+
+Environment (all optional):
+    WSLOC_MODELS             directory holding wcbnet{2,3,4}.onnx (and segmenter ONNX files)
+    WSLOC_HF_REPO            Hugging Face repo to download missing models from
+                             (WSLOC_HF_REVISION pins it; HF_HUB_OFFLINE=1 forbids it)
+    GRADIO_SERVER_NAME/PORT  where to listen (default 0.0.0.0:7860; --host/--port win)
+    WSLOC_APP_CONCURRENCY    images analysed at once (default 2): each holds a decoded photo
+    WSLOC_APP_QUEUE_SIZE     requests allowed to wait (default 32)
+    WSLOC_APP_MAX_UPLOAD_MB  largest upload, in MB (default 50)
+    WSLOC_APP_MAX_MEGAPIXELS largest photo, in megapixels (default 100; a 48 MP photo is fine)
+"""
+
+from __future__ import annotations
+
+import os
+
+# Gradio reads this at import time; the Blocks below also pass analytics_enabled=False.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import html  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from wsloc_runtime import viz  # noqa: E402
+from wsloc_runtime.errors import WslocError  # noqa: E402
+from wsloc_runtime.evaluate import read_mask  # noqa: E402
+from wsloc_runtime.imageio import write_json_atomic, write_png_atomic  # noqa: E402
+from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
+from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer  # noqa: E402
+from wsloc_runtime.segmenters import create_segmenter, describe_segmenters, segmenter_names  # noqa: E402
+from wsloc_runtime.sel import sel_display  # noqa: E402
+
+log = logging.getLogger("wsloc.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+DEFAULT_SEGMENTER = "graph"
+DEFAULT_OPACITY = 0.55
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {value!r}") from None
+
+
+CONCURRENCY = _env_int("WSLOC_APP_CONCURRENCY", 2)
+QUEUE_SIZE = _env_int("WSLOC_APP_QUEUE_SIZE", 32)
+MAX_UPLOAD_MB = _env_int("WSLOC_APP_MAX_UPLOAD_MB", 50)
+MAX_PIXELS = _env_int("WSLOC_APP_MAX_MEGAPIXELS", 100) * 1_000_000
+#: Downloads older than this are removed (Gradio keeps its own copy for the page).
+DOWNLOAD_TTL_S = 3600
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Localizers:
+    """One :class:`Localizer` per segmenter: built once, then reused by every request.
+
+    Segmenters are probed at start-up (which also downloads models from
+    ``$WSLOC_HF_REPO`` when configured), so the page can list the usable ones and
+    say how to add the others; a Localizer is then built on a segmenter's first use.
+    """
+
+    def __init__(self, max_pixels: int = MAX_PIXELS) -> None:
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()
+        self._segmenters = {}
+        self._localizers: dict[str, Localizer] = {}
+        #: segmenter name -> why it cannot be used (a one-line message for people).
+        self.unavailable: dict[str, str] = {}
+        #: set when the WCBnet models themselves are missing: nothing can run.
+        self.models_error: str | None = None
+        for name in segmenter_names():
+            try:
+                self._segmenters[name] = create_segmenter(name)
+            except WslocError as error:  # ModelNotFoundError / ModelContractError: say what is missing
+                self.unavailable[name] = str(error)
+            except Exception as error:  # a broken optional segmenter must not take the app down
+                log.exception("segmenter %s failed to load", name)
+                self.unavailable[name] = f"failed to load ({type(error).__name__}); see the server log"
+        default = self.default_segmenter
+        if default is not None:
+            try:
+                self.get(default)  # load the WCBnet models now, not on the first visitor's click
+            except WslocError as error:
+                self.models_error = str(error)
+
+    @property
+    def available(self) -> list[str]:
+        return sorted(self._segmenters, key=lambda name: (name != DEFAULT_SEGMENTER, name))
+
+    @property
+    def default_segmenter(self) -> str | None:
+        return self.available[0] if self.available else None
+
+    def get(self, name: str) -> Localizer:
+        if name in self.unavailable:
+            raise WslocError(f"segmenter {name!r} is not available here: {self.unavailable[name]}")
+        if name not in self._segmenters:
+            raise WslocError(f"unknown segmenter {name!r}; choose one of: {', '.join(self.available)}")
+        with self._lock:
+            if name not in self._localizers:
+                self._localizers[name] = Localizer(segmenter=self._segmenters[name], max_pixels=self.max_pixels)
+            return self._localizers[name]
+
+
+# --------------------------------------------------------------------------- examples
+
+
+@dataclass(frozen=True)
+class Example:
+    image: Path
+    mask: Path | None
+    caption: str
+
+
+def find_examples(directory: Path = EXAMPLES_DIR) -> list[Example]:
+    """Example photos (``<name>.jpg|png``) with their reference masks (``<name>_mask.png``) when present."""
+    examples = []
+    for path in sorted(directory.glob("*")):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png") or path.stem.endswith("_mask"):
+            continue
+        mask = path.with_name(f"{path.stem}_mask.png")
+        caption = path.stem.replace("_", " ")
+        examples.append(Example(path, mask if mask.is_file() else None, caption))
+    # Forgeries first, authentic photos last, as the page's caption says.
+    return sorted(examples, key=lambda e: (e.mask is None, e.image.name))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class ReferenceMasks:
+    """Finds the reference mask of an uploaded file that *is* one of the examples.
+
+    Matched by content, not by name: Gradio copies the file to its own cache, a user
+    may rename it, and a different photo that happens to share a name must not be
+    scored against the wrong mask. Only files of an example's exact size are hashed.
+    """
+
+    def __init__(self, examples: list[Example]) -> None:
+        self._by_hash = {_sha256(e.image): e.mask for e in examples if e.mask is not None}
+        self._sizes = {e.image.stat().st_size for e in examples if e.mask is not None}
+
+    def lookup(self, path: str | Path) -> Path | None:
+        path = Path(path)
+        if path.stat().st_size not in self._sizes:
+            return None
+        return self._by_hash.get(_sha256(path))
+
+
+def reference_scores(result: LocalizationResult, mask_path: Path) -> dict[str, float] | None:
+    """Pixel F1 (of the final mask) and AUC (of the enhanced map) against a reference mask."""
+    truth = read_mask(mask_path)
+    if truth.shape != tuple(result.original_size):
+        log.warning("reference %s does not match the image size; not scored", mask_path)
+        return None
+    scores = result.full_size(result.enhanced)
+    f1, iou = f1_iou_at(scores, truth, MASK_THRESHOLD)
+    return {"pixel_f1": round(f1, 4), "pixel_iou": round(iou, 4), "pixel_auc": round(roc_auc(scores, truth), 4)}
+
+
+# --------------------------------------------------------------------------- one analysis
+
+
+@dataclass
+class Analysis:
+    result: LocalizationResult
+    summary: dict
+    reference: dict[str, float] | None
+    heatmap_png: Path
+    mask_png: Path
+    json_path: Path
+
+
+def _download_root() -> Path:
+    root = Path(tempfile.gettempdir()) / "wsloc-app"
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - DOWNLOAD_TTL_S
+    for old in root.iterdir():  # a long-running Space must not fill its disk
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    return root
+
+
+def _safe_stem(path: str | Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)[:60] or "image"
+
+
+def analyse(
+    localizers: Localizers, references: ReferenceMasks, path: str | None, segmenter: str | None, progress=None
+) -> Analysis:
+    """Localize one uploaded file and write its downloads. Raises WslocError for anything a user can fix."""
+    if not path:
+        raise WslocError("Upload a photo (JPEG, PNG, TIFF, WebP, ...) or pick an example first.")
+    if localizers.models_error:
+        raise WslocError(localizers.models_error)
+    localizer = localizers.get(segmenter or localizers.default_segmenter or DEFAULT_SEGMENTER)
+    report = (lambda fraction, stage: progress(fraction, desc=stage)) if progress else None
+    try:
+        result = localizer.localize(path, progress=report)
+    except WslocError as error:
+        # Messages start with the file's path; show the name the user knows, not Gradio's cache path.
+        raise WslocError(str(error).replace(str(path), Path(path).name)) from error
+
+    mask_path = references.lookup(path)
+    reference = reference_scores(result, mask_path) if mask_path else None
+    summary = result.summary()
+    summary["file"] = Path(path).name
+    if reference:
+        summary["reference"] = {"mask": mask_path.name, **reference}
+
+    out = _download_root() / uuid.uuid4().hex
+    stem = _safe_stem(path)
+    # Downloads are at the photo's own size, so they overlay the original exactly.
+    heatmap_png = write_png_atomic(out / f"{stem}_heatmap.png", viz.heatmap(result.full_size(result.enhanced)))
+    mask_png = write_png_atomic(out / f"{stem}_mask.png", viz.mask_image(result.full_size(result.mask)))
+    json_path = write_json_atomic(out / f"{stem}_result.json", summary)
+    return Analysis(result, summary, reference, heatmap_png, mask_png, json_path)
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+def verdict_markdown(analysis: Analysis) -> str:
+    result = analysis.result
+    label = "Manipulated" if result.is_manipulated else "No manipulation found"
+    icon = "🟥" if result.is_manipulated else "🟩"
+    lines = [
+        f"## {icon} {label}",
+        f"**P(manipulated) = {result.probability:.3f}** "
+        f"(called manipulated at ≥ {result.decision_threshold:.2f}); per variant: "
+        + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items()),
+        f"Marked area: {100 * float(result.mask.mean()):.1f} % of the photo "
+        f"({result.original_size[1]}×{result.original_size[0]} px).",
+    ]
+    if not result.is_manipulated:
+        lines.append("The maps below still show where the evidence is strongest; read them with the verdict.")
+    if analysis.reference:
+        ref = analysis.reference
+        lines.append(
+            f"**Against this example's reference mask:** pixel F1 {ref['pixel_f1']:.3f}, "
+            f"pixel AUC {ref['pixel_auc']:.3f}, IoU {ref['pixel_iou']:.3f}"
+        )
+    return "\n\n".join(lines)
+
+
+def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> list[tuple[np.ndarray, str]]:
+    """The maps in the order the method builds them (shared/design/method.md, steps 1-6)."""
+    result = analysis.result
+    image = result.image
+    items: list[tuple[np.ndarray, str]] = [
+        (sel_display(result.error_levels), f"1 · Signed error levels (image − JPEG q={sel_quality}; gray = 0)"),
+    ]
+    for name, cam in result.variant_maps.items():
+        items.append((viz.heatmap(cam), f"2 · Grad-CAM of {name} (P = {result.variant_probabilities[name]:.3f})"))
+    items.append((viz.heatmap(result.activation), "3 · Fused activation A (geometric mean of the variants)"))
+    items.append((viz.region_map(image, result.regions), f"4 · {len(result.regions)} regions from {result.segmenter}"))
+    if result.region_index >= 0:
+        chosen = viz.outline_mask(image, result.region_mask, colour=(40, 200, 255))
+        items.append((chosen, f"5 · Chosen region #{result.region_index} (S = {result.region_score:.3f})"))
+    else:
+        items.append((image, "5 · No region found: the enhancement step was skipped"))
+    items.append((viz.overlay(image, result.enhanced, opacity), "6 · Enhanced map A* over the photo"))
+    items.append((viz.mask_image(result.mask), f"7 · Final mask (A* ≥ {MASK_THRESHOLD})"))
+    return items
+
+
+def details_markdown(analysis: Analysis) -> str:
+    result = analysis.result
+    total = sum(result.timings.values())
+    rows = "\n".join(f"| {stage} | {seconds * 1000:.0f} |" for stage, seconds in result.timings.items())
+    providers = "\n".join(f"- **{name}**: {', '.join(p)}" for name, p in result.providers.items())
+    models = "\n".join(f"- {name}: {description}" for name, description in result.models.items())
+    return (
+        f"**Time: {total:.2f} s** at working size {result.working_size[1]}×{result.working_size[0]} "
+        f"(photo {result.original_size[1]}×{result.original_size[0]})\n\n"
+        f"| stage | ms |\n|---|---:|\n{rows}\n\n"
+        f"**Execution providers**\n\n{providers}\n\n**Models**\n\n{models}"
+    )
+
+
+def segmenter_notes(localizers: Localizers) -> str:
+    descriptions = describe_segmenters()
+    lines = [f"- **{name}**: {descriptions.get(name, '')}" for name in localizers.available]
+    if localizers.unavailable:
+        lines.append("\nNot available on this server (export their ONNX files as docs/segmenters.md describes, "
+                     "put them in `assets/models/` or `$WSLOC_MODELS`, and restart):")
+        lines += [f"- **{name}**: {why}" for name, why in sorted(localizers.unavailable.items())]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+CSS = """
+#verdict h2 { margin-top: 0; }
+#examples .thumbnail-item { aspect-ratio: 3 / 2; }
+"""
+
+
+def build_app(localizers: Localizers | None = None, examples: list[Example] | None = None) -> gr.Blocks:
+    localizers = localizers or Localizers()
+    examples = find_examples() if examples is None else examples
+    references = ReferenceMasks(examples)
+
+    def run(path, segmenter, progress=gr.Progress()):
+        """Shared by the page and the API: user errors become gr.Error, anything else is logged."""
+        try:
+            return analyse(localizers, references, path, segmenter, progress)
+        except WslocError as error:
+            raise gr.Error(html.escape(str(error)), print_exception=False) from None  # the modal renders HTML
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("analysis failed (ref %s)", ref)
+            raise gr.Error(f"Something went wrong while analysing this image (reference {ref}); "
+                           "it has been logged. Try another image.", print_exception=False) from None
+
+    def run_page(path, segmenter, opacity, progress=gr.Progress()):
+        try:
+            analysis = run(path, segmenter, progress)
+        except gr.Error as error:
+            # Keep the message on the page too (a toast disappears), and clear stale results.
+            gr.Warning(error.message)
+            return (f"## ⚠️ Could not analyse this file\n\n{error.message}", None, None, [], None, "", None)
+        result = analysis.result
+        quality = localizers.get(result.segmenter).sel_quality
+        return (
+            verdict_markdown(analysis),
+            viz.overlay(result.image, result.enhanced, opacity),
+            viz.outline_mask(result.image, result.mask),
+            evidence_gallery(analysis, quality, opacity),
+            [str(analysis.heatmap_png), str(analysis.mask_png), str(analysis.json_path)],
+            details_markdown(analysis),
+            (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
+        )
+
+    def run_api(path, segmenter, progress=gr.Progress()):
+        """Localize an image: returns (summary JSON, heatmap PNG, mask PNG), both PNGs at the photo's size."""
+        analysis = run(path, segmenter, progress)
+        return analysis.summary, str(analysis.heatmap_png), str(analysis.mask_png)
+
+    def repaint(state, opacity):
+        if state is None:
+            return gr.skip()
+        image, enhanced = state
+        return viz.overlay(image, enhanced, opacity)
+
+    def pick_example(event: gr.SelectData):
+        return str(examples[event.index].image)
+
+    with gr.Blocks(title="wsloc: where was this photo manipulated?", analytics_enabled=False,
+                   delete_cache=(1800, DOWNLOAD_TTL_S)) as demo:
+        gr.Markdown(
+            "# wsloc: was this photo spliced or copy-moved, and where?\n"
+            "Upload a photo or pick an example. WCBnet classifiers read the photo's **signed error levels** "
+            "(what JPEG re-compression changes), Grad-CAM shows where each one looked, a segmenter turns "
+            "the fused map into object-shaped regions, and a Bayesian update gives the final mask."
+        )
+        if localizers.models_error:
+            gr.Markdown(f"> ⚠️ **The detector's models are missing, so nothing can be analysed.** "
+                        f"{localizers.models_error}")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=320):
+                upload = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="upload")
+                segmenter = gr.Radio(
+                    localizers.available, value=localizers.default_segmenter, label="Segmenter",
+                    elem_id="segmenter",
+                )
+                with gr.Accordion("About the segmenters", open=False):
+                    gr.Markdown(segmenter_notes(localizers))
+                opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, elem_id="opacity",
+                                    label="Heatmap opacity (0 = photo only, 1 = heatmap only)")
+                button = gr.Button("Analyse", variant="primary", elem_id="analyse")
+            with gr.Column(scale=5):
+                verdict = gr.Markdown("Results appear here.", elem_id="verdict")
+                with gr.Row():
+                    overlay = gr.Image(label="Where: enhanced heatmap over the photo", elem_id="heatmap",
+                                       interactive=False, format="png", height=360)
+                    mask = gr.Image(label="Final mask, outlined on the photo", elem_id="mask",
+                                    interactive=False, format="png", height=360)
+        if examples:
+            gallery_examples = gr.Gallery(
+                [(str(e.image), e.caption) for e in examples], label=(
+                    "Examples: click one to analyse it (forgeries have a reference mask, "
+                    "so the verdict also gives pixel F1 and AUC; the last ones are authentic)"),
+                columns=len(examples), height=170, allow_preview=False, object_fit="cover",
+                interactive=False, elem_id="examples",
+            )
+        evidence = gr.Gallery(label="The evidence, step by step", columns=4, height="auto",
+                              object_fit="contain", elem_id="evidence", interactive=False)
+        downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, result JSON",
+                            file_count="multiple", interactive=False, elem_id="downloads")
+        with gr.Accordion("Details: timings, execution providers, models", open=False):
+            details = gr.Markdown()
+        state = gr.State(None)
+
+        page_outputs = [verdict, overlay, mask, evidence, downloads, details, state]
+        button.click(run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
+                     concurrency_id="localize")
+        if examples:
+            gallery_examples.select(pick_example, None, upload, api_visibility="private", queue=False).then(
+                run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
+                concurrency_id="localize")
+        opacity.change(repaint, [state, opacity], overlay, api_visibility="private", queue=False,
+                       show_progress="hidden")
+
+        # The programmatic endpoint: gradio_client's predict(file, segmenter, api_name="/localize").
+        api_summary = gr.JSON(visible=False)
+        api_heatmap = gr.File(visible=False)
+        api_mask = gr.File(visible=False)
+        api_trigger = gr.Button(visible=False)
+        api_trigger.click(run_api, [upload, segmenter], [api_summary, api_heatmap, api_mask],
+                          api_name="localize", concurrency_id="localize")
+    # Each analysis holds a decoded photo and the models' activations: bound how many run at once.
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the wsloc web app.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo = build_app()
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=f"{MAX_UPLOAD_MB}mb",
+        allowed_paths=[str(EXAMPLES_DIR)],  # example thumbnails and files are served from the repo
+        show_error=False,  # only gr.Error messages (written for people) reach the page
+        ssr_mode=False,  # no Node.js server needed, on a Space or locally
+        css=CSS,
+    )
+
+
+if __name__ == "__main__":
+    main()
