@@ -1,0 +1,231 @@
+"""The Gradio app (app.py), end to end: a real server on localhost called with gradio_client.
+
+The server runs in a subprocess on a free port, with the tiny contract-honouring
+WCBnet models of tests/contract_models.py (built into a temp dir, pointed at by
+$WSLOC_MODELS), so these tests need neither the trained models nor a network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "assets" / "examples"
+#: A pixel limit low enough to test refusal cheaply, high enough for test_large_photo.
+TEST_MAX_MEGAPIXELS = 20
+STARTUP_TIMEOUT_S = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"app.py did not serve {url} within {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    """URL of a running ``python app.py`` that uses the contract models; stopped after the module."""
+    from tests.contract_models import build_contract_model_set
+
+    work = tmp_path_factory.mktemp("app")
+    models = build_contract_model_set(work / "models")
+    port = _free_port()
+    env = dict(os.environ)
+    env.pop("WSLOC_HF_REPO", None)
+    env.update(
+        WSLOC_MODELS=str(models),
+        HF_HUB_OFFLINE="1",
+        GRADIO_TEMP_DIR=str(work / "gradio"),
+        TMPDIR=str(work),  # the app's downloads land here too, and go with the test's temp dir
+        WSLOC_APP_MAX_MEGAPIXELS=str(TEST_MAX_MEGAPIXELS),
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = work / "app.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    from gradio_client import Client
+
+    return Client(app_server, verbose=False)
+
+
+def _localize(client, path, segmenter="graph"):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), segmenter, api_name="/localize")
+
+
+def _read(path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None, f"{path} is not a readable image"
+    return image
+
+
+def test_api_lists_the_localize_endpoint(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert "/localize" in endpoints
+    assert len(endpoints["/localize"]["parameters"]) == 2  # file, segmenter
+
+
+def test_localize_example_returns_verdict_heatmap_mask_and_reference_scores(client):
+    summary, heatmap_path, mask_path = _localize(client, EXAMPLES / "spliced_boat.jpg")
+    for key in ("probability", "is_manipulated", "decision_threshold", "variant_probabilities", "segmenter",
+                "region_count", "region_index", "mask_fraction", "original_size", "working_size",
+                "timings", "providers", "models"):
+        assert key in summary, key
+    assert 0.0 <= summary["probability"] <= 1.0
+    assert isinstance(summary["is_manipulated"], bool)
+    assert set(summary["variant_probabilities"]) == {"wcbnet2", "wcbnet3", "wcbnet4"}
+    assert summary["segmenter"] == "graph"
+    assert summary["original_size"] == [512, 768]
+    reference = summary["reference"]
+    assert reference["mask"] == "spliced_boat_mask.png"
+    assert 0.0 <= reference["pixel_f1"] <= 1.0 and 0.0 <= reference["pixel_auc"] <= 1.0
+
+    heatmap = _read(heatmap_path)
+    assert heatmap.shape == (512, 768, 3) and heatmap.dtype == np.uint8
+    mask = _read(mask_path)
+    assert mask.shape == (512, 768)
+    assert set(np.unique(mask)) <= {0, 255}
+    assert Path(heatmap_path).name == "spliced_boat_heatmap.png"
+
+
+def test_reference_scores_follow_content_not_file_name(client, tmp_path):
+    renamed = tmp_path / "holiday.jpg"
+    shutil.copy(EXAMPLES / "copymove_coins.png", renamed)  # same bytes, another name and extension
+    summary, _, _ = _localize(client, renamed)
+    assert summary["reference"]["mask"] == "copymove_coins_mask.png"
+
+    summary, _, _ = _localize(client, EXAMPLES / "authentic_coffee.jpg")
+    assert "reference" not in summary  # authentic: nothing to score against
+
+
+def test_bad_files_give_clear_errors_and_the_server_keeps_serving(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    text = tmp_path / "notes.png"
+    text.write_text("this is a shopping list, not a photo\n" * 20)
+    with pytest.raises(AppError, match=r"notes\.png: not a readable image"):
+        _localize(client, text)
+
+    data = (EXAMPLES / "spliced_cat.jpg").read_bytes()
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(data[: len(data) // 3])
+    with pytest.raises(AppError, match=r"cut\.jpg: .*truncated"):
+        _localize(client, truncated)
+
+    with pytest.raises(AppError) as error:
+        _localize(client, text)
+    assert "Traceback" not in str(error.value) and "/tmp" not in str(error.value)
+
+    summary, _, _ = _localize(client, EXAMPLES / "spliced_cat.jpg")
+    assert summary["original_size"] == [512, 768]
+
+
+def test_photo_over_the_pixel_limit_is_refused(client, tmp_path):
+    big = tmp_path / "huge.png"
+    cv2.imwrite(str(big), np.full((5000, 5000, 3), 120, np.uint8))  # 25 MP, compresses to a few kB
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=f"the limit is {TEST_MAX_MEGAPIXELS} MP"):
+        _localize(client, big)
+
+
+def test_large_photo_is_analysed_at_working_size_and_downloads_at_full_size(client, tmp_path):
+    # 12 MP: above the runtime's strip threshold, so SEL is computed in strips.
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    photo = cv2.resize(cv2.GaussianBlur(small, (0, 0), 2), (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "large.jpg"
+    cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    summary, heatmap_path, mask_path = _localize(client, path)
+    assert summary["original_size"] == [3000, 4000]
+    assert max(summary["working_size"]) <= 1024
+    assert _read(heatmap_path).shape == (3000, 4000, 3)
+    assert _read(mask_path).shape == (3000, 4000)
+
+
+def test_unknown_segmenter_is_refused(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises((AppError, ValueError)):
+        _localize(client, EXAMPLES / "spliced_boat.jpg", segmenter="no-such-segmenter")
+
+
+# ----------------------------------------------------------------- in-process, no server
+
+
+def test_examples_are_small_paired_and_forgeries_first():
+    import app
+
+    examples = app.find_examples()
+    forged = [e for e in examples if e.mask is not None]
+    assert 4 <= len(forged) <= 6 and 1 <= len(examples) - len(forged) <= 2
+    assert {e.image.name.split("_")[0] for e in forged} == {"spliced", "copymove"}
+    assert examples[: len(forged)] == forged
+    total = sum(p.stat().st_size for p in EXAMPLES.iterdir() if p.is_file())
+    assert total < 3 * 1024 * 1024
+    for example in forged:
+        image, mask = _read(example.image), _read(example.mask)
+        assert image.shape[:2] == mask.shape[:2] and max(image.shape[:2]) <= 1024
+        assert 0 < (mask > 127).mean() < 0.5
+
+
+def test_missing_models_are_reported_on_the_page_not_raised(monkeypatch, tmp_path):
+    import app
+    import wsloc_runtime.models as models
+
+    monkeypatch.setenv("WSLOC_MODELS", str(tmp_path))
+    monkeypatch.delenv("WSLOC_HF_REPO", raising=False)
+    monkeypatch.setattr(models, "BUNDLED_MODELS", tmp_path / "none")
+    localizers = app.Localizers()
+    assert localizers.models_error and "wcbnet" in localizers.models_error
+    assert "graph" in localizers.available  # the segmenter itself needs no files
+    demo = app.build_app(localizers, examples=[])
+    assert demo.analytics_enabled is False
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    with pytest.raises(app.WslocError, match="wcbnet"):
+        app.analyse(localizers, app.ReferenceMasks([]), str(EXAMPLES / "spliced_boat.jpg"), "graph")
