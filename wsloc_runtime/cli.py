@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_localizer_arguments(evaluate)
     evaluate.set_defaults(handler=command_evaluate)
 
+    from . import batch
+
+    batch.register(commands)
     return parser
 
 

@@ -1,0 +1,151 @@
+"""``wsloc batch``: results table, resuming after a kill, bad files, list inputs, worker processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from tests.contract_models import build_contract_model_set
+from wsloc_runtime import cli
+from wsloc_runtime.batch import collect_inputs
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = 12
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    return build_contract_model_set(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture()
+def photos(tmp_path) -> Path:
+    """GOOD small photos (crops of one picture, JPEG and PNG) and one corrupt ``.jpg``."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = data.astronaut()
+    for index in range(GOOD):
+        crop = rgb[index * 16 : index * 16 + 192, index * 20 : index * 20 + 256]
+        suffix = ".jpg" if index % 2 else ".png"
+        cv2.imwrite(str(folder / f"photo{index:02d}{suffix}"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
+    return folder
+
+
+def batch_command(inputs: Path, out: Path, models: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "wsloc_runtime", "-q", "batch", str(inputs), "--out", str(out),
+            "--models", str(models), *extra]
+
+
+def environment() -> dict:
+    env = dict(os.environ, WSLOC_PROVIDERS="CPUExecutionProvider")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def json_stamps(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+
+
+def good_stems() -> set[str]:
+    return {f"photo{index:02d}" for index in range(GOOD)}
+
+
+def test_killed_batch_resumes_and_finishes_every_image_once(photos, models, tmp_path):
+    out = tmp_path / "out"
+    first = subprocess.Popen(batch_command(photos, out, models), cwd=REPO, env=environment(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300  # generous: the host may be busy; this is not a timing assertion
+    while len(list(out.glob("photo*.json"))) < 3:
+        assert first.poll() is None, "the first run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no outputs appeared"
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    before = json_stamps(out)
+    assert 3 <= len(before) < GOOD, "the kill must land half-way for this test to mean anything"
+
+    second = subprocess.run(batch_command(photos, out, models), cwd=REPO, env=environment(),
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 1, second.stderr  # one input is corrupt
+    assert "corrupt.jpg" in second.stderr.split("failed:")[-1]
+
+    after = json_stamps(out)
+    # Images finished before the kill were not redone; every good image has all its outputs.
+    assert {name: after[name] for name in before} == before
+    assert {Path(name).stem for name in after} == good_stems()
+    for stem in good_stems():
+        for suffix in ("_heatmap.png", "_mask.png", "_overlay.png"):
+            assert cv2.imread(str(out / f"{stem}{suffix}")) is not None
+    assert not list(out.glob(".*.part"))
+
+    rows = read_csv(out / "results.csv")
+    assert [row["stem"] for row in rows] == sorted(good_stems() | {"corrupt"})  # one row per input, in order
+    by_stem = {row["stem"]: row for row in rows}
+    assert "not a readable image" in by_stem["corrupt"]["error"]
+    for stem in good_stems():
+        row = by_stem[stem]
+        assert row["error"] == ""
+        assert 0.0 <= float(row["probability"]) <= 1.0
+        assert row["is_manipulated"] in ("True", "False")
+        assert 0.0 <= float(row["mask_fraction"]) <= 1.0
+        payload = json.loads((out / f"{stem}.json").read_text())
+        assert float(row["probability"]) == pytest.approx(payload["probability"])
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [line["stem"] for line in lines] == [row["stem"] for row in rows]
+
+
+def test_rerun_of_finished_batch_redoes_nothing_and_rebuilds_lost_table(photos, models, tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["-q", "batch", str(photos), "--out", str(out), "--models", str(models)]) == 1
+    stamps = json_stamps(out)
+    # A run killed between writing an image's JSON and logging its row: the row is rebuilt, not the image.
+    (out / "results.jsonl").unlink()
+    (out / "results.csv").unlink()
+    assert cli.main(["-q", "batch", str(photos), "--out", str(out), "--models", str(models)]) == 1
+    assert json_stamps(out) == stamps
+    rows = read_csv(out / "results.csv")
+    assert {row["stem"] for row in rows if not row["error"]} == good_stems()
+    assert [row["stem"] for row in rows if row["error"]] == ["corrupt"]
+
+
+def test_list_file_input_and_two_worker_processes(photos, models, tmp_path):
+    listing = tmp_path / "list.txt"
+    names = sorted(p.name for p in photos.iterdir() if p.name != "corrupt.jpg")[:4]
+    listing.write_text("# four photos\n\n" + "\n".join(f"in/{name}" for name in names) + "\n")
+    assert collect_inputs(listing) == [str(tmp_path / "in" / name) for name in names]
+    out = tmp_path / "out"
+    result = subprocess.run(batch_command(listing, out, models, "--workers", "2"), cwd=REPO, env=environment(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(out / "results.csv")
+    assert [row["stem"] for row in rows] == [Path(name).stem for name in names]
+    assert all(row["error"] == "" for row in rows)
+
+
+def test_missing_models_stop_the_batch_with_a_clear_error(photos, tmp_path, capsys):
+    code = cli.main(["-q", "batch", str(photos), "--out", str(tmp_path / "out"), "--models", str(tmp_path / "none")])
+    assert code == 2
+    assert "wcbnet" in capsys.readouterr().err
+
+
+def test_empty_folder_is_an_error(tmp_path, models, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--models", str(models)]) == 2
+    assert "no images" in capsys.readouterr().err
