@@ -251,10 +251,9 @@ def analyse(
 
 def verdict_markdown(analysis: Analysis) -> str:
     result = analysis.result
-    label = "Manipulated" if result.is_manipulated else "No manipulation found"
-    icon = "🟥" if result.is_manipulated else "🟩"
+    label = "manipulated" if result.is_manipulated else "no manipulation found"
     lines = [
-        f"## {icon} {label}",
+        f"## Verdict: {label}",
         f"**P(manipulated) = {result.probability:.3f}** "
         f"(called manipulated at ≥ {result.decision_threshold:.2f}); per variant: "
         + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items()),
@@ -277,17 +276,17 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
     result = analysis.result
     image = result.image
     items: list[tuple[np.ndarray, str]] = [
-        (sel_display(result.error_levels), f"1 · Signed error levels (image − JPEG q={sel_quality}; gray = 0)"),
+        (sel_display(result.error_levels), f"1 · Signed error levels (vs JPEG q={sel_quality}; gray = 0)"),
     ]
     for name, cam in result.variant_maps.items():
-        items.append((viz.heatmap(cam), f"2 · Grad-CAM of {name} (P = {result.variant_probabilities[name]:.3f})"))
-    items.append((viz.heatmap(result.activation), "3 · Fused activation A (geometric mean of the variants)"))
-    items.append((viz.region_map(image, result.regions), f"4 · {len(result.regions)} regions from {result.segmenter}"))
+        items.append((viz.heatmap(cam), f"2 · Grad-CAM {name}, P = {result.variant_probabilities[name]:.3f}"))
+    items.append((viz.heatmap(result.activation), "3 · Fused activation A (geometric mean)"))
+    items.append((viz.region_map(image, result.regions), f"4 · {len(result.regions)} regions ({result.segmenter})"))
     if result.region_index >= 0:
         chosen = viz.outline_mask(image, result.region_mask, colour=(40, 200, 255))
-        items.append((chosen, f"5 · Chosen region #{result.region_index} (S = {result.region_score:.3f})"))
+        items.append((chosen, f"5 · Chosen region #{result.region_index}, S = {result.region_score:.3g}"))
     else:
-        items.append((image, "5 · No region found: the enhancement step was skipped"))
+        items.append((image, "5 · No region found: enhancement skipped"))
     items.append((viz.overlay(image, result.enhanced, opacity), "6 · Enhanced map A* over the photo"))
     items.append((viz.mask_image(result.mask), f"7 · Final mask (A* ≥ {MASK_THRESHOLD})"))
     return items
@@ -349,7 +348,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         except gr.Error as error:
             # Keep the message on the page too (a toast disappears), and clear stale results.
             gr.Warning(error.message)
-            return (f"## ⚠️ Could not analyse this file\n\n{error.message}", None, None, [], None, "", None)
+            return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None, "", None)
         result = analysis.result
         quality = localizers.get(result.segmenter).sel_quality
         return (
@@ -385,8 +384,16 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             "the fused map into object-shaped regions, and a Bayesian update gives the final mask."
         )
         if localizers.models_error:
-            gr.Markdown(f"> ⚠️ **The detector's models are missing, so nothing can be analysed.** "
+            gr.Markdown(f"> **The detector's models are missing, so nothing can be analysed.** "
                         f"{localizers.models_error}")
+        if examples:
+            gallery_examples = gr.Gallery(
+                [(str(e.image), e.caption) for e in examples], label=(
+                    "Examples: click one to analyse it (forgeries have a reference mask, "
+                    "so the verdict also gives pixel F1 and AUC; the last ones are authentic)"),
+                columns=len(examples), height=150, allow_preview=False, object_fit="cover",
+                interactive=False, elem_id="examples",
+            )
         with gr.Row():
             with gr.Column(scale=2, min_width=320):
                 upload = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="upload")
@@ -406,15 +413,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                                        interactive=False, format="png", height=360)
                     mask = gr.Image(label="Final mask, outlined on the photo", elem_id="mask",
                                     interactive=False, format="png", height=360)
-        if examples:
-            gallery_examples = gr.Gallery(
-                [(str(e.image), e.caption) for e in examples], label=(
-                    "Examples: click one to analyse it (forgeries have a reference mask, "
-                    "so the verdict also gives pixel F1 and AUC; the last ones are authentic)"),
-                columns=len(examples), height=170, allow_preview=False, object_fit="cover",
-                interactive=False, elem_id="examples",
-            )
-        evidence = gr.Gallery(label="The evidence, step by step", columns=4, height="auto",
+        evidence = gr.Gallery(label="The evidence, step by step", columns=5, height="auto",
                               object_fit="contain", elem_id="evidence", interactive=False)
         downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, result JSON",
                             file_count="multiple", interactive=False, elem_id="downloads")

@@ -1,0 +1,110 @@
+"""The app in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+Needs ``apt-get install -y chromium`` (/usr/bin/chromium) and ``pip install playwright``;
+Playwright's own browser download (``playwright install``) is never used. Skips
+cleanly when either is missing. Screenshots go to ``tests/artifacts/`` (or
+``$WSLOC_ARTIFACTS``) so a person can look at what the test saw.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_app import EXAMPLES, ROOT, app_server  # noqa: F401  (the fixture: a running app.py)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("WSLOC_ARTIFACTS", ROOT / "tests" / "artifacts"))
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+#: A cold first analysis on a shared 2-core machine can take a while.
+RESULT_TIMEOUT_MS = 120_000
+
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, app_server):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(app_server, wait_until="domcontentloaded")
+    page.wait_for_selector("#analyse", timeout=60_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _shown_image_size(page, selector: str) -> tuple[int, int]:
+    """(naturalWidth, naturalHeight) of the image inside ``selector`` once it has loaded."""
+    image = page.locator(f"{selector} img").first
+    image.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function(
+        "(sel) => { const i = document.querySelector(sel + ' img'); return i && i.complete && i.naturalWidth > 0; }",
+        arg=selector, timeout=30_000,
+    )
+    return tuple(image.evaluate("i => [i.naturalWidth, i.naturalHeight]"))
+
+
+def _screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_upload_shows_verdict_heatmap_mask_and_evidence(page, tmp_path):
+    upload = tmp_path / "holiday_photo.jpg"
+    shutil.copy(EXAMPLES / "spliced_boat.jpg", upload)
+    page.locator("#upload input[type=file]").set_input_files(str(upload))
+    page.get_by_text("holiday_photo.jpg").first.wait_for(timeout=30_000)  # the upload finished
+    page.locator("#analyse").click()
+    page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
+
+    verdict = page.locator("#verdict").inner_text()
+    assert "Verdict: manipulated" in verdict or "Verdict: no manipulation found" in verdict
+    assert _shown_image_size(page, "#heatmap") == (768, 512)
+    assert _shown_image_size(page, "#mask") == (768, 512)
+    # SEL, three Grad-CAMs, fused map, regions, chosen region, enhanced overlay, mask.
+    assert page.locator("#evidence img").count() >= 9
+    assert page.get_by_text("Against this example's reference mask").count() == 1  # same bytes as an example
+    downloads = page.locator("#downloads").inner_text()  # Gradio shows the stem and suffix apart
+    assert "holiday_photo_heatmap" in downloads and "holiday_photo_mask" in downloads
+    shot = _screenshot(page, "app_result.png")
+    assert shot.stat().st_size > 10_000
+
+
+def test_example_click_runs_the_analysis_with_reference_scores(page):
+    page.locator("#examples img").nth(1).click()  # second example: a forgery with a reference mask
+    page.get_by_text("Against this example's reference mask").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert _shown_image_size(page, "#mask")[0] > 0
+    _screenshot(page, "app_example.png")
+
+
+def test_unreadable_file_shows_a_clear_message_in_the_page(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a photo\n" * 50)
+    page.locator("#upload input[type=file]").set_input_files(str(bad))
+    page.get_by_text("notes.png").first.wait_for(timeout=30_000)
+    page.locator("#analyse").click()
+    page.get_by_text("Could not analyse this file").wait_for(timeout=RESULT_TIMEOUT_MS)
+    verdict = page.locator("#verdict").inner_text()
+    assert "notes.png: not a readable image" in verdict and "Traceback" not in verdict
+    _screenshot(page, "app_bad_file.png")
