@@ -1,0 +1,249 @@
+"""Convert trained WCBnet variants to ONNX files that honour the runtime's model contract.
+
+``python -m export.convert --run runs/cpu --out assets/models`` writes
+``wcbnet{2,3,4}.onnx`` (and refreshes ``SHA256SUMS``). Each file
+
+* takes ``sel`` ``float32 [1, H, W, 3]`` and returns ``logit [1, 1]``,
+  ``features [1, h, w, D]`` (F_c) and ``gradient [1, h, w, D]`` (dz/dF_c);
+* carries :class:`wsloc_runtime.config.WCBnetConfig` as JSON in
+  ``metadata_props["wsloc.config"]``.
+
+The gradient is part of the graph: a ``tf.function`` with a FIXED batch of 1 runs the
+encoder, then differentiates the logit (not the sigmoid: tf2onnx cannot convert
+SigmoidGrad, and Grad-CAM is defined on the logit) with respect to F_c through the
+linear head only. A dynamic batch made tf2onnx emit a Reshape that fails at run time.
+
+Every export ends with ``onnx.checker.check_model``, an onnxruntime-versus-TensorFlow
+parity check of all three outputs, and a load through
+:class:`wsloc_runtime.wcbnet.WCBnetModel`; any failure raises :class:`ConversionError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from wsloc_runtime.config import METADATA_KEY, WCBnetConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Parity tolerance: |ort - tf| <= PARITY_ATOL * max(1, max|tf|), per output.
+PARITY_ATOL = 1e-4
+OPSET = 17
+
+
+class ConversionError(RuntimeError):
+    """The ONNX file is invalid, disagrees with TensorFlow, or breaks the model contract."""
+
+
+def serving_function(encoder, head, input_size: tuple[int, int]):
+    """``tf.function`` ``sel [1, H, W, 3] -> {logit, features, gradient}`` with dz/dF_c in the graph."""
+    import tensorflow as tf
+
+    height, width = input_size
+
+    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="sel")])
+    def serve(sel):
+        features = encoder(sel, training=False)
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            logit = head(features, training=False)
+        gradient = tape.gradient(logit, features)
+        return {
+            "logit": tf.identity(logit, name="logit"),
+            "features": tf.identity(features, name="features"),
+            "gradient": tf.identity(gradient, name="gradient"),
+        }
+
+    return serve
+
+
+def _rename_outputs(model, wanted: dict[str, np.ndarray], produced: dict[str, np.ndarray]) -> None:
+    """Give the graph outputs the contract's names (tf2onnx names them after TF tensors)."""
+    renames = {}
+    for output in model.graph.output:
+        if output.name in wanted:
+            continue
+        matches = [name for name, value in wanted.items() if value.shape == produced[output.name].shape
+                   and np.allclose(value, produced[output.name], atol=1e-5) and name not in renames.values()]
+        if len(matches) != 1:
+            raise ConversionError(f"cannot tell which contract output ONNX output {output.name!r} is")
+        renames[output.name] = matches[0]
+    for node in model.graph.node:
+        node.output[:] = [renames.get(n, n) for n in node.output]
+        node.input[:] = [renames.get(n, n) for n in node.input]
+    for output in model.graph.output:
+        output.name = renames.get(output.name, output.name)
+
+
+def check_parity(reference: dict[str, np.ndarray], produced: dict[str, np.ndarray], atol: float = PARITY_ATOL) -> dict:
+    """Largest absolute difference per output; raises :class:`ConversionError` beyond ``atol * max(1, max|ref|)``."""
+    report = {}
+    for name, expected in reference.items():
+        if name not in produced:
+            raise ConversionError(f"ONNX model lacks output {name!r}")
+        got = np.asarray(produced[name])
+        if got.shape != expected.shape:
+            raise ConversionError(f"{name}: ONNX shape {got.shape}, TensorFlow {expected.shape}")
+        difference = float(np.max(np.abs(got.astype(np.float64) - expected))) if expected.size else 0.0
+        limit = atol * max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
+        if not np.isfinite(difference) or difference > limit:
+            raise ConversionError(f"{name}: ONNX differs from TensorFlow by {difference:.3g} (limit {limit:.3g})")
+        report[name] = difference
+    return report
+
+
+def export_variant(encoder, head, config: WCBnetConfig, path: str | os.PathLike,
+                   check_inputs: Sequence[np.ndarray] | None = None, atol: float = PARITY_ATOL) -> dict:
+    """Convert one variant to ``path`` and verify it.
+
+    Args:
+        encoder: Keras model ``[B, H, W, 3] -> F_c``; head: ``F_c -> logit [B, 1]``.
+        config: the contract written into the file's metadata.
+        check_inputs: ``float32 [1, H, W, 3]`` tensors for the parity check (two random
+            ones are added, so the check never runs on nothing).
+
+    Returns:
+        ``{"path", "sha256", "bytes", "parity": {output: max abs difference}}``.
+    """
+    import onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+
+    from wsloc_runtime.wcbnet import WCBnetModel
+
+    height, width = config.input_size
+    if tuple(encoder.input.shape[1:]) != (height, width, 3):
+        raise ConversionError(f"encoder input {encoder.input.shape} does not match config input_size {config.input_size}")
+    names = config.output_names
+    serve = serving_function(encoder, head, config.input_size)
+    spec = (tf.TensorSpec([1, height, width, 3], tf.float32, name=config.input_name),)
+    model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+
+    rng = np.random.default_rng(0)
+    inputs = [np.asarray(x, np.float32) for x in (check_inputs or [])]
+    inputs += [rng.normal(0, 0.5, (1, height, width, 3)).astype(np.float32) for _ in range(2)]
+    for x in inputs:
+        if x.shape != (1, height, width, 3):
+            raise ConversionError(f"parity input has shape {x.shape}, expected {(1, height, width, 3)}")
+    references = [{k: v.numpy().astype(np.float64) for k, v in serve(tf.constant(x)).items()} for x in inputs]
+
+    session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    input_names = [i.name for i in session.get_inputs()]
+    if len(input_names) != 1:
+        raise ConversionError(f"expected one graph input, got {input_names}")
+    first = dict(zip([o.name for o in session.get_outputs()], session.run(None, {input_names[0]: inputs[0]})))
+    contract = {names[k]: references[0][k] for k in ("logit", "features", "gradient")}
+    _rename_outputs(model_proto, contract, first)
+    model_proto.graph.input[0].name, old_input = config.input_name, input_names[0]
+    for node in model_proto.graph.node:
+        node.input[:] = [config.input_name if n == old_input else n for n in node.input]
+    del model_proto.metadata_props[:]
+    entry = model_proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, config.to_json()
+    model_proto.producer_name = "wsloc export.convert"
+    try:
+        onnx.checker.check_model(model_proto)
+    except onnx.checker.ValidationError as error:
+        raise ConversionError(f"onnx.checker rejected {config.name}: {error}") from error
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(model_proto.SerializeToString())
+    os.replace(partial, target)
+
+    runtime = WCBnetModel(target, providers=["CPUExecutionProvider"])
+    if runtime.config != config:
+        raise ConversionError(f"{target}: metadata reads back as {runtime.config}, wrote {config}")
+    parity: dict[str, float] = {}
+    for x, reference in zip(inputs, references):
+        out = runtime.forward(x)
+        produced = {"logit": np.array([[out.logit]]), "features": out.features[None], "gradient": out.gradient[None]}
+        for name, difference in check_parity(reference, produced, atol).items():
+            parity[name] = max(parity.get(name, 0.0), difference)
+    data = target.read_bytes()
+    return {"path": str(target), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "parity": parity}
+
+
+def write_checksums(folder: Path, files: Sequence[Path]) -> Path:
+    """``SHA256SUMS`` in ``sha256sum`` format for ``files`` (names relative to ``folder``)."""
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(files)]
+    path = folder / "SHA256SUMS"
+    path.write_text("".join(lines))
+    return path
+
+
+def sample_inputs(run: dict, count: int = 2) -> list[np.ndarray]:
+    """A few real validation inputs (scaled SEL) for the parity check, when the run's cache exists."""
+    from export.data import iterate_batches
+
+    size = run["input_size"]
+    cache = Path(run.get("synth_dir", "")) / "cache" / f"val_{size}x{size}_q{run['sel_jpeg_quality']}.npz"
+    if not cache.is_file():
+        return []
+    with np.load(cache) as data:
+        sel, labels = data["sel"][:count], data["labels"][:count]
+    return [x[i : i + 1] for x, _ in iterate_batches(sel, labels, count, (run["sel_scaling"], run["sel_scale"], run["sel_clip"])) for i in range(len(x))]
+
+
+def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights: str = "best",
+                variants: Sequence[int] | None = None, model_version: str | None = None,
+                training_data: str | None = None) -> list[dict]:
+    """Convert every variant of a training run (see :mod:`export.train`)."""
+    from export.train import build_from_run
+
+    run_path = Path(run_dir)
+    run = json.loads((run_path / "run.json").read_text())
+    weights_path = run_path / f"{weights}.weights.h5"
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"no {weights_path}; train first (python -m export.train)")
+    # The joint model owns every layer; each variant's encoder and head share them.
+    joint, parts = build_from_run(run)
+    joint.load_weights(weights_path)
+    state = json.loads((run_path / "state.json").read_text()) if (run_path / "state.json").is_file() else {}
+    version = model_version or f"{run['preset']}-{run['backbone']}-{run['input_size']}-e{state.get('best_epoch', state.get('epoch', '?'))}"
+    data_text = training_data or (
+        f"synthesized splice/copy-move/authentic set from BSDS500 + Kodak (export.synth seed {run['synth_seed']}, "
+        f"{run['train_count']} training images), image-level labels only"
+        + ("; joint training of variants 2/3/4 on one shared backbone" if run["joint"] else "")
+    )
+    out = Path(out_dir)
+    reports = []
+    check = sample_inputs(run)
+    for scale in variants or run["cbam_scales"]:
+        if scale not in parts:
+            raise ValueError(f"run {run_dir} has no variant {scale}; it has {sorted(parts)}")
+        config = WCBnetConfig(
+            cbam_scale=scale, input_size=(run["input_size"], run["input_size"]),
+            sel_jpeg_quality=run["sel_jpeg_quality"], sel_scaling=run["sel_scaling"], sel_scale=run["sel_scale"],
+            sel_clip=run["sel_clip"], backbone=run["backbone"], feature_dim=run["feature_dim"],
+            model_version=version, training_data=data_text,
+        )
+        report = export_variant(parts[scale].encoder, parts[scale].head, config, out / f"{config.name}.onnx", check)
+        print(json.dumps(report), flush=True)
+        reports.append(report)
+    write_checksums(out, sorted(out.glob("wcbnet*.onnx")))
+    return reports
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Convert WCBnet variants of a training run to ONNX.")
+    parser.add_argument("--run", default=str(REPO_ROOT / "runs" / "cpu"))
+    parser.add_argument("--weights", choices=["best", "last"], default="best")
+    parser.add_argument("--out", default=str(REPO_ROOT / "assets" / "models"))
+    parser.add_argument("--variants", type=int, nargs="+")
+    parser.add_argument("--model-version")
+    parser.add_argument("--training-data")
+    args = parser.parse_args(argv)
+    convert_run(args.run, args.out, args.weights, args.variants, args.model_version, args.training_data)
+
+
+if __name__ == "__main__":
+    main()
