@@ -87,6 +87,54 @@ def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]
     return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
+_PIL_PRECISION_BITS = 32 - 8 - 2  # PIL's fixed-point precision for 8-bit resampling
+
+
+def _pil_coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices and fixed-point weights of PIL's bilinear (triangle) filter, per output pixel."""
+    scale = in_size / out_size
+    # When shrinking, PIL widens the triangle by the scale: an antialiased resize.
+    filterscale = max(scale, 1.0)
+    support = filterscale
+    taps = np.arange(int(np.ceil(support)) * 2 + 1)[None, :]
+    centers = (np.arange(out_size) + 0.5) * scale
+    first = np.maximum((centers - support + 0.5).astype(np.int64), 0)
+    count = np.minimum((centers + support + 0.5).astype(np.int64), in_size) - first
+    weights = np.maximum(0.0, 1.0 - np.abs((taps + first[:, None] - centers[:, None] + 0.5) / filterscale))
+    weights[taps >= count[:, None]] = 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    fixed = np.trunc(0.5 + weights * (1 << _PIL_PRECISION_BITS)).astype(np.int32)  # weights are >= 0
+    return np.minimum(first[:, None] + taps, in_size - 1), fixed
+
+
+def _pil_resample_axis(image: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+    index, fixed = _pil_coefficients(image.shape[axis], out_size)
+    source = np.moveaxis(image, axis, 0)
+    # int32 cannot overflow: weights sum to 2**22 and pixels are <= 255.
+    acc = np.full((out_size, *source.shape[1:]), 1 << (_PIL_PRECISION_BITS - 1), np.int32)
+    shape = (-1,) + (1,) * (source.ndim - 1)
+    for tap in range(index.shape[1]):
+        acc += source[index[:, tap]].astype(np.int32) * fixed[:, tap].reshape(shape)
+    return np.moveaxis(np.clip(acc >> _PIL_PRECISION_BITS, 0, 255).astype(np.uint8), 0, axis)
+
+
+def resize_bilinear_like_pil(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``uint8 (H, W, C)`` -> ``uint8 (h, w, C)``, bit-exact with PIL's ``Image.resize(BILINEAR)``.
+
+    SAM's predictor resizes with PIL (through torchvision's ``to_pil_image``/``resize``),
+    which antialiases when shrinking; OpenCV's filters differ by a few grey levels, enough
+    to move mask boundaries of a sensitive model. This is PIL's separable fixed-point
+    algorithm (horizontal pass, rounded to uint8, then vertical), in numpy.
+    """
+    height, width = size
+    out = rgb
+    if out.shape[1] != width:
+        out = _pil_resample_axis(out, width, 1)
+    if out.shape[0] != height:
+        out = _pil_resample_axis(out, height, 0)
+    return np.ascontiguousarray(out)
+
+
 def build_point_grid(n_per_side: int) -> np.ndarray:
     """``(n*n, 2)`` float64 points (x, y) evenly spaced in [0, 1] x [0, 1], cell centres."""
     offset = 1 / (2 * n_per_side)
@@ -237,18 +285,8 @@ class SamEncoder(OnnxModel):
         self.require_names(ENCODER_INPUTS, ENCODER_OUTPUTS)
 
     def resize(self, rgb: np.ndarray) -> np.ndarray:
-        """Resize so the longer side is ``img_size`` (what SamPredictor.set_image does).
-
-        SAM resizes with PIL's bilinear filter, which is antialiased when shrinking;
-        OpenCV's INTER_AREA is the close equivalent for shrinking, INTER_LINEAR is the
-        same filter for enlarging.
-        """
-        height, width = rgb.shape[:2]
-        new_h, new_w = preprocess_shape(height, width, self.config.img_size)
-        if (new_h, new_w) == (height, width):
-            return np.ascontiguousarray(rgb)
-        shrinking = new_h * new_w < height * width
-        return cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        """Resize so the longer side is ``img_size``, exactly as SamPredictor.set_image does."""
+        return resize_bilinear_like_pil(rgb, preprocess_shape(rgb.shape[0], rgb.shape[1], self.config.img_size))
 
     def embed(self, rgb: np.ndarray) -> np.ndarray:
         """The image embedding of ``rgb`` (``uint8 (H, W, 3)``)."""
