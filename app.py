@@ -76,6 +76,21 @@ DOWNLOAD_TTL_S = 3600
 # --------------------------------------------------------------------------- models
 
 
+def _short_reason(message: str) -> str:
+    """The missing files and the export command of a ModelNotFoundError, without the server's paths.
+
+    The full message (every place looked in) goes to the server log; the page only
+    needs what to make and how.
+    """
+    missing = re.findall(r"model '([^']+)' not found", message)
+    hint = message.split("Make them with:", 1)[1] if "Make them with:" in message else (
+        message.split("Make it with:", 1)[1] if "Make it with:" in message else "")
+    if not missing:
+        return message
+    reason = f"needs {', '.join(f'`{name}`' for name in missing)}"
+    return f"{reason}; make them with `{hint.strip()}`" if hint.strip() else reason
+
+
 class Localizers:
     """One :class:`Localizer` per segmenter: built once, then reused by every request.
 
@@ -97,7 +112,8 @@ class Localizers:
             try:
                 self._segmenters[name] = create_segmenter(name)
             except WslocError as error:  # ModelNotFoundError / ModelContractError: say what is missing
-                self.unavailable[name] = str(error)
+                log.warning("segmenter %s unavailable: %s", name, error)
+                self.unavailable[name] = _short_reason(str(error))
             except Exception as error:  # a broken optional segmenter must not take the app down
                 log.exception("segmenter %s failed to load", name)
                 self.unavailable[name] = f"failed to load ({type(error).__name__}); see the server log"
@@ -295,13 +311,15 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
 def details_markdown(analysis: Analysis) -> str:
     result = analysis.result
     total = sum(result.timings.values())
-    rows = "\n".join(f"| {stage} | {seconds * 1000:.0f} |" for stage, seconds in result.timings.items())
+    stages = " | ".join(result.timings)
+    millis = " | ".join(f"{seconds * 1000:.0f}" for seconds in result.timings.values())
+    rule = "|".join("---:" for _ in result.timings)
     providers = "\n".join(f"- **{name}**: {', '.join(p)}" for name, p in result.providers.items())
     models = "\n".join(f"- {name}: {description}" for name, description in result.models.items())
     return (
         f"**Time: {total:.2f} s** at working size {result.working_size[1]}×{result.working_size[0]} "
         f"(photo {result.original_size[1]}×{result.original_size[0]})\n\n"
-        f"| stage | ms |\n|---|---:|\n{rows}\n\n"
+        f"| stage | {stages} |\n|---|{rule}|\n| ms | {millis} |\n\n"
         f"**Execution providers**\n\n{providers}\n\n**Models**\n\n{models}"
     )
 
