@@ -222,6 +222,8 @@ def _finish(tmp_path: Path, out_path: Path, config: SamConfig, external_data: st
     if external:
         onnx.save_model(model, str(out_path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=data_name, size_threshold=1024)
+        # onnx creates the data file owner-only; published files must be world-readable.
+        os.chmod(out_path.parent / data_name, 0o644)
     else:
         onnx.save_model(model, str(out_path))
     # The path form of the checker handles external data and > 2 GB models.
