@@ -84,12 +84,11 @@ def _short_reason(message: str) -> str:
     needs what to make and how.
     """
     missing = re.findall(r"model '([^']+)' not found", message)
-    hint = message.split("Make them with:", 1)[1] if "Make them with:" in message else (
-        message.split("Make it with:", 1)[1] if "Make it with:" in message else "")
     if not missing:
         return message
-    reason = f"needs {', '.join(f'`{name}`' for name in missing)}"
-    return f"{reason}; make them with `{hint.strip()}`" if hint.strip() else reason
+    reason = "needs " + ", ".join(f"`{name}`" for name in missing)
+    hint = re.split(r"Make (?:them|it) with:", message, maxsplit=1)[1:]
+    return f"{reason}; make them with `{hint[0].strip()}`" if hint else reason
 
 
 class Localizers:

@@ -229,3 +229,17 @@ def test_missing_models_are_reported_on_the_page_not_raised(monkeypatch, tmp_pat
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
     with pytest.raises(app.WslocError, match="wcbnet"):
         app.analyse(localizers, app.ReferenceMasks([]), str(EXAMPLES / "spliced_boat.jpg"), "graph")
+
+
+def test_unavailable_segmenter_reason_names_files_and_command_but_no_server_paths():
+    import app
+
+    message = (
+        "segmenter 'sam' needs 2 missing model file(s). model 'sam_encoder.onnx' not found. Looked in: "
+        "/srv/models/sam_encoder.onnx; no Hugging Face repository configured (set WSLOC_HF_REPO). | model "
+        "'sam_decoder.onnx' not found. Looked in: /srv/models/sam_decoder.onnx. Make them with: "
+        "python -m export.segmenters sam --out assets/models"
+    )
+    reason = app._short_reason(message)
+    assert "sam_encoder.onnx" in reason and "sam_decoder.onnx" in reason
+    assert "python -m export.segmenters sam" in reason and "/srv" not in reason

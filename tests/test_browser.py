@@ -90,6 +90,16 @@ def test_upload_shows_verdict_heatmap_mask_and_evidence(page, tmp_path):
     shot = _screenshot(page, "app_result.png")
     assert shot.stat().st_size > 10_000
 
+    # The opacity slider repaints the overlay without running the analysis again.
+    before = page.locator("#heatmap img").first.get_attribute("src")
+    number = page.locator("#opacity input[type=number]")
+    number.fill("0")
+    number.press("Enter")
+    page.wait_for_function(
+        "(old) => { const i = document.querySelector('#heatmap img'); return i && i.src && i.src !== old; }",
+        arg=before, timeout=30_000,
+    )
+
 
 def test_example_click_runs_the_analysis_with_reference_scores(page):
     page.locator("#examples img").nth(1).click()  # second example: a forgery with a reference mask
