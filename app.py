@@ -386,9 +386,9 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
         )
 
-    def run_api(path, segmenter, progress=gr.Progress()):
+    def run_api(image, segmenter, progress=gr.Progress()):
         """Localize an image: returns (summary JSON, heatmap PNG, mask PNG), both PNGs at the photo's size."""
-        analysis = run(path, segmenter, progress)
+        analysis = run(image, segmenter, progress)
         return analysis.summary, str(analysis.heatmap_png), str(analysis.mask_png)
 
     def repaint(state, opacity):

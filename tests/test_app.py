@@ -95,7 +95,7 @@ def client(app_server):
 def _localize(client, path, segmenter="graph"):
     from gradio_client import handle_file
 
-    return client.predict(handle_file(str(path)), segmenter, api_name="/localize")
+    return client.predict(image=handle_file(str(path)), segmenter=segmenter, api_name="/localize")
 
 
 def _read(path) -> np.ndarray:
@@ -107,7 +107,9 @@ def _read(path) -> np.ndarray:
 def test_api_lists_the_localize_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert "/localize" in endpoints
-    assert len(endpoints["/localize"]["parameters"]) == 2  # file, segmenter
+    parameters = {p["parameter_name"]: p for p in endpoints["/localize"]["parameters"]}
+    assert set(parameters) == {"image", "segmenter"}
+    assert parameters["segmenter"]["parameter_default"] == "graph"
 
 
 def test_localize_example_returns_verdict_heatmap_mask_and_reference_scores(client):
