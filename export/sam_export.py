@@ -194,8 +194,9 @@ def _config(sam: nn.Module, part: str, model_type: str, model_version: str) -> S
         part=part,
         model_type=model_type,
         img_size=int(sam.image_encoder.img_size),
-        pixel_mean=tuple(float(v) for v in sam.pixel_mean.flatten()),
-        pixel_std=tuple(float(v) for v in sam.pixel_std.flatten()),
+        # Buffers are float32; round away the float32 noise (123.675 -> 123.67500305...).
+        pixel_mean=tuple(round(float(v), 5) for v in sam.pixel_mean.flatten()),
+        pixel_std=tuple(round(float(v), 5) for v in sam.pixel_std.flatten()),
         mask_threshold=float(sam.mask_threshold),
         embedding_shape=(int(sam.prompt_encoder.embed_dim), int(side), int(side)),
         num_multimask_outputs=int(sam.mask_decoder.num_multimask_outputs),
