@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "assets" / "examples"
 #: A pixel limit low enough to test refusal cheaply, high enough for test_large_photo.
 TEST_MAX_MEGAPIXELS = 20
+TEST_MAX_UPLOAD_MB = 8
 STARTUP_TIMEOUT_S = 180
 
 
@@ -64,6 +65,7 @@ def app_server(tmp_path_factory):
         GRADIO_TEMP_DIR=str(work / "gradio"),
         TMPDIR=str(work),  # the app's downloads land here too, and go with the test's temp dir
         WSLOC_APP_MAX_MEGAPIXELS=str(TEST_MAX_MEGAPIXELS),
+        WSLOC_APP_MAX_UPLOAD_MB=str(TEST_MAX_UPLOAD_MB),
         PYTHONUNBUFFERED="1",
     )
     log_path = work / "app.log"
@@ -174,6 +176,18 @@ def test_photo_over_the_pixel_limit_is_refused(client, tmp_path):
 
     with pytest.raises(AppError, match=f"the limit is {TEST_MAX_MEGAPIXELS} MP"):
         _localize(client, big)
+
+
+def test_uploads_over_the_size_limit_are_refused_by_client_and_server(client, app_server, tmp_path):
+    import httpx
+
+    big = tmp_path / "big.jpg"
+    big.write_bytes(np.random.default_rng(0).bytes((TEST_MAX_UPLOAD_MB + 1) * 1024 * 1024))
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        _localize(client, big)  # gradio_client reads the limit from the server's config
+    with open(big, "rb") as stream:  # and the server enforces it for any other client
+        response = httpx.post(f"{app_server}gradio_api/upload", files={"files": ("big.jpg", stream)}, timeout=60)
+    assert response.status_code == 413
 
 
 def test_large_photo_is_analysed_at_working_size_and_downloads_at_full_size(client, tmp_path):
