@@ -70,6 +70,8 @@ def semantic_exports(tmp_path_factory):
     out = tmp_path_factory.mktemp("semantic")
     torch.manual_seed(0)
     deeplab = randomize_batchnorm(build_deeplab(DEEPLAB_TEST["arch"], num_classes=DEEPLAB_TEST["num_classes"]))
+    with torch.no_grad():  # random DeepLab logits are ~0.02; scale to unit size so parity means something
+        deeplab.classifier[-1].weight.mul_(50.0)
     torch.save(deeplab.state_dict(), out / "deeplab.pth")
     pspnet = randomize_batchnorm(build_pspnet(PSPNET_TEST["backbone"], num_classes=PSPNET_TEST["num_classes"]), 1)
     # Wrapped the way training scripts often save, to exercise the unwrapping.
