@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scales", default="2,3,4")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--unstacked-sum", action="store_true",
+                        help="build WeightedBlockSum as a chain of adds (proposed export/wcbnet.py change)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
     parser.add_argument("--export-dir", default=None, help="where the ONNX files go (default build/bench_models/BACKBONE)")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/wcbnet_BACKBONE.json)")
@@ -63,7 +65,8 @@ def main(argv=None) -> int:
     from wsloc_runtime.wcbnet import WCBnetModel
 
     scales = [int(s) for s in args.scales.split(",")]
-    export_dir = Path(args.export_dir or f"build/bench_models/{args.backbone}")
+    variant = args.backbone + ("_unstacked" if args.unstacked_sum else "")
+    export_dir = Path(args.export_dir or f"build/bench_models/{variant}")
     rng = np.random.default_rng(0)
     # Scaled SEL is roughly unit-scale and clipped at +-8; the values do not change the cost.
     sel = np.clip(rng.normal(0, 1, (1, args.input_size, args.input_size, 3)), -8, 8).astype(np.float32)
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
     totals = {"tensorflow": 0.0, "ort": 0.0, "ort_1thread": 0.0}
     for scale in scales:
         start = time.perf_counter()
-        parts = build_parts(scale, args.backbone, args.input_size, args.feature_dim, seed=scale)
+        parts = build_parts(scale, args.backbone, args.input_size, args.feature_dim, seed=scale,
+                            unstacked_sum=args.unstacked_sum)
         path = export_onnx(parts, export_dir / f"wcbnet{scale}.onnx", scale, args.backbone, args.input_size,
                            args.feature_dim)
         print(f"wcbnet{scale}: built and converted in {time.perf_counter() - start:.0f} s", file=sys.stderr)
@@ -115,7 +119,7 @@ def main(argv=None) -> int:
     payload = {
         "benchmark": "wcbnet onnxruntime vs tensorflow, one image, logit + F_c + dz/dF_c",
         "command": "python -m bench.bench_wcbnet " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "config": {"backbone": args.backbone, "input_size": args.input_size, "feature_dim": args.feature_dim,
+        "config": {"backbone": args.backbone, "unstacked_sum": args.unstacked_sum, "input_size": args.input_size, "feature_dim": args.feature_dim,
                    "ort_intra_op_threads": args.threads, "tensorflow": tf.__version__},
         "machine": machine(),
         "variants": results,
@@ -123,7 +127,7 @@ def main(argv=None) -> int:
                       "onnxruntime_1thread_ms": round(one_total, 2), "speedup": round(tf_total / ort_total, 2),
                       "speedup_1thread": round(tf_total / one_total, 2)},
     }
-    out = write_result(f"wcbnet_{args.backbone}", payload, args.out)
+    out = write_result(f"wcbnet_{variant}", payload, args.out)
     print(table(["variant", "TF ms", "ORT ms", "speed-up", "ORT 1-thread ms", "speed-up (1 thread)",
                  "TF CPU ms", "ORT CPU ms", "max |diff|"], rows))
     print(f"written {out}")

@@ -34,10 +34,29 @@ def contract_function(parts):
     return forward
 
 
-def build_parts(scale: int, backbone: str, input_size: int, feature_dim: int, seed: int = 0):
+def _unstacked_block_sum(self, inputs):
+    """``sum_j w_j * P_j`` as a chain of adds: the same value as ``WeightedBlockSum.call`` without the
+    5-D ``[B, N, h, w, D]`` stack, which onnxruntime pays for with a large Concat and Transpose."""
+    from keras import ops
+
+    *blocks, weights = inputs
+    total = blocks[0] * weights[:, 0, None, None, None]
+    for index, block in enumerate(blocks[1:], start=1):
+        total = ops.add(total, block * weights[:, index, None, None, None])
+    return total
+
+
+def build_parts(scale: int, backbone: str, input_size: int, feature_dim: int, seed: int = 0,
+                unstacked_sum: bool = False):
+    """``unstacked_sum`` builds the proposed WeightedBlockSum (see docs/performance.md); the layer has
+    no weights, so trained checkpoints load into either form."""
     import keras
 
+    from export import wcbnet as wcbnet_module
     from export.wcbnet import build_wcbnet
+
+    if unstacked_sum:
+        wcbnet_module.WeightedBlockSum.call = _unstacked_block_sum
 
     keras.utils.set_random_seed(seed)
     return build_wcbnet(scale, backbone=backbone, input_size=(input_size, input_size), feature_dim=feature_dim)

@@ -1,0 +1,117 @@
+"""Batch throughput (images/s) of ``wsloc batch`` with 1..N local worker processes.
+
+Runs the batch module's own worker loop (the code behind ``wsloc batch --workers N``) on
+a folder of photos and records when each image finishes. Throughput is steady-state:
+the first image of each worker (process start, model loading, first-call warm-up) is
+left out, then ``images / seconds`` over the rest.
+
+    nice -n 15 python -m bench.bench_batch --models build/bench_models/resnet50 --images 24
+
+Configurations are ``workers x intra-op threads``; ``0`` threads means onnxruntime's
+default (one per core). Several workers get one thread each unless ``--threads`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.common import KODAK_PHOTO, machine, source_photo, table, write_result
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_photos(folder: Path, count: int, width: int, height: int) -> list[str]:
+    """``count`` distinct JPEGs (Kodak photos when available, else crops of one photo)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kodak = sorted(KODAK_PHOTO.parent.glob("kodim*.png")) if KODAK_PHOTO.is_file() else []
+    paths = []
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        if kodak:
+            rgb = cv2.cvtColor(cv2.imread(str(kodak[index % len(kodak)])), cv2.COLOR_BGR2RGB)
+        else:
+            base = source_photo()
+            top, left = (index * 17) % (base.shape[0] // 4), (index * 29) % (base.shape[1] // 4)
+            rgb = base[top:, left:]
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
+        rgb = np.clip(rgb.astype(np.int16) + rng.normal(0, 3, rgb.shape).astype(np.int16), 0, 255).astype(np.uint8)
+        path = folder / f"photo{index:03d}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(str(path))
+    return paths
+
+
+def measure(paths: list[str], models: str, workers: int, threads: int) -> dict:
+    import argparse as ap
+
+    from wsloc_runtime.batch import _local_rows, worker_threads
+    from wsloc_runtime.cli import output_stems
+
+    settings = ap.Namespace(models=models, variants="2,3,4", segmenter="graph", segmenter_models=None,
+                            providers="CPUExecutionProvider", work_max_side=1024, threads=threads)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        finished = []
+        for row in _local_rows(list(zip(paths, output_stems(paths))), Path(out), settings, workers):
+            if row["error"]:
+                raise RuntimeError(row["error"])
+            finished.append(time.perf_counter() - start)
+    steady = finished[workers - 1 :]  # from the moment every worker has finished its first image
+    images_per_s = (len(steady) - 1) / (steady[-1] - steady[0])
+    return {"workers": workers, "threads_per_worker": worker_threads(workers, threads),
+            "images": len(paths), "total_s": round(finished[-1], 2), "images_per_s": round(images_per_s, 3),
+            "end_to_end_images_per_s": round(len(paths) / finished[-1], 3)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=None, help="wcbnet{2,3,4}.onnx folder (default: contract test models)")
+    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--size", default="1152x864", help="photo size WxH (default 1 MP)")
+    parser.add_argument("--configs", default="1x0,1x1,2x1",
+                        help="WORKERSxTHREADS, comma-separated (threads 0 = onnxruntime default)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if args.models is None:
+        from tests.contract_models import build_contract_model_set
+
+        args.models = str(build_contract_model_set(REPO / "build" / "bench_models" / "contract"))
+    width, height = (int(v) for v in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as folder:
+        paths = make_photos(Path(folder), args.images, width, height)
+        results = []
+        for config in args.configs.split(","):
+            workers, threads = (int(v) for v in config.split("x"))
+            result = measure(paths, str(Path(args.models).resolve()), workers, threads)
+            print(f"{config}: {result['images_per_s']:.2f} img/s", file=sys.stderr)
+            results.append(result)
+    base = next((r["images_per_s"] for r in results if r["workers"] == 1 and r["threads_per_worker"] == 0),
+                results[0]["images_per_s"])
+    for result in results:
+        result["speedup_vs_1_worker"] = round(result["images_per_s"] / base, 2)
+    payload = {
+        "benchmark": "wsloc batch steady-state throughput, local worker processes",
+        "command": "python -m bench.bench_batch " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "models": args.models,
+        "photo_size": [width, height],
+        "machine": machine(),
+        "results": results,
+    }
+    out = write_result(f"batch_{Path(args.models).name}", payload, args.out)
+    rows = [[r["workers"], r["threads_per_worker"] or "default", r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x",
+             r["end_to_end_images_per_s"], r["total_s"]] for r in results]
+    print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "img/s (incl. start-up)", "total s"],
+                rows))
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
