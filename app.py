@@ -425,6 +425,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                 segmenter = gr.Radio(
                     localizers.available, value=localizers.default_segmenter, label="Segmenter",
                     elem_id="segmenter",
+                    info=(f"{', '.join(sorted(localizers.unavailable))}: model files missing, "
+                          "see 'About the segmenters'") if localizers.unavailable else None,
                 )
                 with gr.Accordion("About the segmenters", open=False):
                     gr.Markdown(segmenter_notes(localizers))
