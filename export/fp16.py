@@ -1,0 +1,85 @@
+"""Convert WCBnet ONNX files to float16 weights and activations, for the CUDA provider.
+
+    python -m export.fp16 assets/models/wcbnet2.onnx ... --out-dir assets/models/fp16
+
+Inputs and outputs stay float32 (``keep_io_types``), so a converted file honours the
+same contract (``wsloc.config`` metadata, tensor names, shapes) and the runtime loads it
+unchanged: ``--models assets/models/fp16``. The ``wsloc.config`` metadata gets
+``model_version`` suffixed with ``+fp16`` so reports say which file ran.
+
+float16 is for GPUs: onnxruntime's CPU provider has few float16 kernels and either
+refuses the file or runs it slower than float32. Speed and accuracy on a GPU are
+recorded in docs/performance.md once measured (not yet: no GPU was available).
+Needs ``pip install onnxconverter-common``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+METADATA_KEY = "wsloc.config"
+
+
+def convert(source: Path, target: Path) -> Path:
+    import onnx
+    from onnxconverter_common import float16
+
+    model = onnx.load(str(source))
+    metadata = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in metadata:
+        raise SystemExit(f"{source}: no {METADATA_KEY} metadata; is it a WCBnet export?")
+    _separate_outputs(model)
+    for index, node in enumerate(model.graph.node):
+        if not node.name:  # the converter tracks nodes by name; unnamed ones end up with mixed types
+            node.name = f"{node.op_type}_{index}"
+    # Resize/Upsample stay float32 (onnxconverter-common's default block list): their float16
+    # CUDA kernels are missing in some onnxruntime builds.
+    converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    config = json.loads(metadata[METADATA_KEY])
+    config["model_version"] = f"{config.get('model_version', 'unknown')}+fp16"
+    del converted.metadata_props[:]
+    for key, value in {**metadata, METADATA_KEY: json.dumps(config, sort_keys=True)}.items():
+        entry = converted.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(converted)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(converted, str(target))
+    return target
+
+
+def _separate_outputs(model) -> None:
+    """Give every graph output its own Identity node.
+
+    With ``keep_io_types`` the converter casts outputs back to float32 under their own names;
+    an output that other nodes also consume (F_c feeds the head) would then reach them as
+    float32 next to float16 operands, and onnxruntime rejects the graph.
+    """
+    from onnx import helper
+
+    consumed = {name for node in model.graph.node for name in node.input}
+    for output in model.graph.output:
+        if output.name not in consumed:
+            continue
+        internal = f"{output.name}__internal"
+        for node in model.graph.node:
+            node.output[:] = [internal if o == output.name else o for o in node.output]
+            node.input[:] = [internal if i == output.name else i for i in node.input]
+        model.graph.node.append(helper.make_node("Identity", [internal], [output.name], name=f"{output.name}_out"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="float32 -> float16 WCBnet ONNX (float32 inputs/outputs kept)")
+    parser.add_argument("models", nargs="+", type=Path, help="wcbnet*.onnx files")
+    parser.add_argument("--out-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    for source in args.models:
+        target = convert(source, args.out_dir / source.name)
+        print(f"{source} ({source.stat().st_size / 1e6:.1f} MB) -> {target} ({target.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
