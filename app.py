@@ -139,7 +139,11 @@ class Localizers:
             raise WslocError(f"unknown segmenter {name!r}; choose one of: {', '.join(self.available)}")
         with self._lock:
             if name not in self._localizers:
-                self._localizers[name] = Localizer(segmenter=self._segmenters[name], max_pixels=self.max_pixels)
+                if self._localizers:  # share the WCBnet sessions: only the segmenter differs
+                    first = next(iter(self._localizers.values()))
+                    self._localizers[name] = first.with_segmenter(self._segmenters[name])
+                else:
+                    self._localizers[name] = Localizer(segmenter=self._segmenters[name], max_pixels=self.max_pixels)
             return self._localizers[name]
 
 

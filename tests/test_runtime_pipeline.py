@@ -144,3 +144,12 @@ def test_sel_scaling_modes():
     assert scaled.std() == pytest.approx(1.0, rel=1e-3)
     with pytest.raises(ValueError, match="fixed"):
         scale_error_levels(sel, "bogus", 1.0, 1.0)
+
+
+def test_with_segmenter_shares_sessions(localizer, splice):
+    from wsloc_runtime.segmenters.graph import GraphSegmenter
+
+    coarse = localizer.with_segmenter(GraphSegmenter(scales=(1500.0,)))
+    assert coarse.models is localizer.models and coarse.segmenter is not localizer.segmenter
+    assert localizer.segmenter.scales == (200.0, 800.0)
+    assert len(coarse.localize(splice[0]).regions) < len(localizer.localize(splice[0]).regions)

@@ -16,6 +16,7 @@ brings a map back to the photo's own size when it is needed.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -200,6 +201,19 @@ class Localizer:
         self.work_max_side = int(work_max_side)
         self.fusion_epsilon = float(fusion_epsilon)
         self.max_pixels = int(max_pixels)
+
+    def with_segmenter(self, segmenter: str | Segmenter, segmenter_options: dict | None = None) -> "Localizer":
+        """A Localizer that shares this one's WCBnet sessions but uses another segmenter.
+
+        Sessions are the expensive part (memory, GPU memory, load time), so an app that
+        offers several segmenters should build one Localizer and derive the others.
+        """
+        derived = copy.copy(self)
+        derived.segmenter = (
+            segmenter if isinstance(segmenter, Segmenter)
+            else create_segmenter(segmenter, **dict(segmenter_options or {}))
+        )
+        return derived
 
     @property
     def providers(self) -> dict[str, list[str]]:
