@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Type, TypeVar
 
 from ..errors import ModelContractError, ModelNotFoundError
-from ..models import resolve_model
+from ..models import candidate_locations, resolve_model
 
 METADATA_KEY = "wsloc.segmenter"
 CONTRACT_VERSION = 1
@@ -87,13 +87,14 @@ def resolve_segmenter_files(
         except ModelNotFoundError as error:
             problems.append(str(error))
             continue
-        if spec.external_data and not (path.parent / spec.external_data).is_file():
-            # Only a Hub download can lack the companion locally; a single-file export
-            # has none anywhere, so its absence is not an error here. onnxruntime
-            # reports a truly missing one when the session is created.
+        came_from_hub = path not in candidate_locations(spec.filename, model_dir)
+        if spec.external_data and came_from_hub and not (path.parent / spec.external_data).is_file():
+            # A large export keeps its weights in a companion file; hf_hub_download puts it
+            # in the same snapshot directory as the graph, where onnxruntime looks for it.
+            # Small exports have none, so its absence is not an error here; a file that
+            # needs it and lacks it fails to load with onnxruntime's own message.
             try:
-                resolve_model(spec.external_data, explicit=None if model_dir is None else path.parent,
-                              hub_repo=hub_repo, revision=revision)
+                resolve_model(spec.external_data, hub_repo=hub_repo, revision=revision)
             except ModelNotFoundError:
                 pass
         found[role] = path
