@@ -1,7 +1,9 @@
 """Session fixtures for the segmenter tests: small random-weight models exported once.
 
 Import the fixtures you use into a test module (``from tests.segmenter_fixtures import ...``).
-Fixtures that need torch or segment-anything skip
+pytest registers an imported fixture once per importing module, so a session fixture
+imported by two modules would run twice; each one therefore memoises its result in
+:data:`_BUILT`, and the models are built and exported once per session. Fixtures that need torch or segment-anything skip
 when those are absent, so a runtime-only install still runs the rest of the suite.
 """
 
@@ -36,6 +38,9 @@ def kodak_photo() -> np.ndarray | None:
     return cv2.cvtColor(cv2.imread(str(KODAK), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+_BUILT: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def tiny_sam():
     """The random-weight torch SAM (segment-anything's own modules)."""
@@ -43,7 +48,9 @@ def tiny_sam():
     pytest.importorskip("segment_anything")
     from export.sam_export import build_tiny_sam
 
-    return build_tiny_sam(seed=0, img_size=TINY_SAM_IMG_SIZE)
+    if "tiny_sam" not in _BUILT:
+        _BUILT["tiny_sam"] = build_tiny_sam(seed=0, img_size=TINY_SAM_IMG_SIZE)
+    return _BUILT["tiny_sam"]
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +58,10 @@ def tiny_sam_export(tiny_sam, tmp_path_factory):
     """``export_sam``'s result for :func:`tiny_sam`: paths and measured parity."""
     from export.sam_export import export_sam
 
-    return export_sam(tiny_sam, tmp_path_factory.mktemp("sam"), model_type="tiny", model_version="test")
+    if "tiny_sam_export" not in _BUILT:
+        _BUILT["tiny_sam_export"] = export_sam(tiny_sam, tmp_path_factory.mktemp("sam"), model_type="tiny",
+                                               model_version="test")
+    return _BUILT["tiny_sam_export"]
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +75,8 @@ def semantic_exports(tmp_path_factory):
     (the path an official checkpoint takes). Returns ``{"dir", "deeplab", "pspnet"}`` results."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("torchvision")
+    if "semantic_exports" in _BUILT:
+        return _BUILT["semantic_exports"]
     from export.semantic_export import build_deeplab, build_pspnet, export_deeplab, export_pspnet, randomize_batchnorm
 
     out = tmp_path_factory.mktemp("semantic")
@@ -76,11 +88,12 @@ def semantic_exports(tmp_path_factory):
     pspnet = randomize_batchnorm(build_pspnet(PSPNET_TEST["backbone"], num_classes=PSPNET_TEST["num_classes"]), 1)
     # Wrapped the way training scripts often save, to exercise the unwrapping.
     torch.save({"state_dict": {"module." + k: v for k, v in pspnet.state_dict().items()}}, out / "pspnet.pth")
-    return {
+    _BUILT["semantic_exports"] = {
         "dir": out,
         "deeplab": export_deeplab(DEEPLAB_TEST["arch"], out / "deeplab.pth", out, DEEPLAB_TEST["input_size"]),
         "pspnet": export_pspnet(PSPNET_TEST["backbone"], out / "pspnet.pth", out, PSPNET_TEST["input_size"]),
     }
+    return _BUILT["semantic_exports"]
 
 
 def mask_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
