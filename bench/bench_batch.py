@@ -8,12 +8,15 @@ left out, then ``images / seconds`` over the rest.
     nice -n 15 python -m bench.bench_batch --models build/bench_models/resnet50 --images 24
 
 Configurations are ``workers x intra-op threads``; ``0`` threads means onnxruntime's
-default (one per core). Several workers get one thread each unless ``--threads`` says otherwise.
+default (one per core). ``CPU s/img`` is all processes' CPU time over the images (start-up
+included): on a host shared with other jobs it shows whether more workers cost more work per
+image, which wall-clock throughput there cannot.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -57,17 +60,23 @@ def measure(paths: list[str], models: str, workers: int, threads: int) -> dict:
     settings = ap.Namespace(models=models, variants="2,3,4", segmenter="graph", segmenter_models=None,
                             providers="CPUExecutionProvider", work_max_side=1024, threads=threads)
     with tempfile.TemporaryDirectory() as out:
+        # CPU of this process (1 worker runs here) plus that of reaped worker processes.
+        cpu_start = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime \
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
         start = time.perf_counter()
         finished = []
         for row in _local_rows(list(zip(paths, output_stems(paths))), Path(out), settings, workers):
             if row["error"]:
                 raise RuntimeError(row["error"])
             finished.append(time.perf_counter() - start)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = time.process_time() + children.ru_utime + children.ru_stime - cpu_start
     steady = finished[workers - 1 :]  # from the moment every worker has finished its first image
     images_per_s = (len(steady) - 1) / (steady[-1] - steady[0])
     return {"workers": workers, "threads_per_worker": worker_threads(workers, threads),
             "images": len(paths), "total_s": round(finished[-1], 2), "images_per_s": round(images_per_s, 3),
-            "end_to_end_images_per_s": round(len(paths) / finished[-1], 3)}
+            "end_to_end_images_per_s": round(len(paths) / finished[-1], 3),
+            "cpu_s_per_image": round(cpu_seconds / len(paths), 3)}
 
 
 def main(argv=None) -> int:
@@ -106,9 +115,9 @@ def main(argv=None) -> int:
     }
     out = write_result(f"batch_{Path(args.models).name}", payload, args.out)
     rows = [[r["workers"], r["threads_per_worker"] or "default", r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x",
-             r["end_to_end_images_per_s"], r["total_s"]] for r in results]
-    print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "img/s (incl. start-up)", "total s"],
-                rows))
+             r["end_to_end_images_per_s"], r["total_s"], r["cpu_s_per_image"]] for r in results]
+    print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "img/s (incl. start-up)", "total s",
+                 "CPU s/img (incl. start-up)"], rows))
     print(f"written {out}")
     return 0
 

@@ -37,6 +37,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def _cpu_stage(progress_name: str) -> str:
+    """Stage names of the progress callback -> the table's CPU columns (a model's stage includes its CAM)."""
+    if progress_name.startswith("segmenting"):
+        return "segmenter"
+    return {"error levels": "sel", "enhancement": "similarity+enhancement", "done": "done"}.get(progress_name,
+                                                                                                progress_name)
+
+
 def child(args) -> dict:
     """Run in the subprocess: construct once, localize ``runs`` times, report medians and the peak RSS."""
     from wsloc_runtime.cli import write_result_files
@@ -49,11 +57,16 @@ def child(args) -> dict:
     samples = []
     with tempfile.TemporaryDirectory() as out:
         for run in range(args.warmup + args.runs):
+            marks = []  # (stage, process CPU time) at the start of each stage, via the progress callback
             wall, cpu = time.perf_counter(), time.process_time()
-            result = localizer.localize(args.child)
-            encode_start = time.perf_counter()
+            result = localizer.localize(args.child, progress=lambda _, stage: marks.append((stage, time.process_time())))
+            encode_start, encode_cpu = time.perf_counter(), time.process_time()
             write_result_files(result, Path(out), "bench", args.child)
             stages = dict(result.timings, encode=time.perf_counter() - encode_start)
+            marks.append(("encode", encode_cpu))
+            marks.append(("end", time.process_time()))
+            stages.update({f"cpu:{_cpu_stage(name)}": after - before
+                           for (name, before), (_, after) in zip(marks, marks[1:])})
             stages["cam"] = sum(v for k, v in stages.items() if k.startswith("cam_")) + stages.pop("fusion", 0.0)
             stages = {k: v for k, v in stages.items() if not k.startswith("cam_")}
             stages["total"] = time.perf_counter() - wall
@@ -130,7 +143,13 @@ def main(argv=None) -> int:
         "sizes": results,
     }
     out = write_result(f"pipeline_{Path(args.models).name}", payload, args.out)
+    print("wall time per stage (ms), total wall and CPU time (s), peak RSS:")
     print(table(["size", *[f"{k} ms" for k in STAGE_COLUMNS], "total s", "CPU s", "peak RSS MB"], rows))
+    cpu_columns = ["decode", "sel", "wcbnet2", "wcbnet3", "wcbnet4", "segmenter", "similarity+enhancement", "encode"]
+    cpu_rows = [[size, *[round(r["stages_s"].get(f"cpu:{k}", 0.0) * 1000) for k in cpu_columns]]
+                for size, r in results.items() if "stages_s" in r]
+    print("process CPU time per stage (ms; a model's column includes its Grad-CAM):")
+    print(table(["size", *cpu_columns], cpu_rows))
     print(f"written {out}")
     return 0
 
