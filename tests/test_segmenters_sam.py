@@ -119,10 +119,13 @@ def test_decoder_takes_a_batch_of_prompts_and_gives_three_masks(tiny_sam_dir):
     np.testing.assert_allclose(one[0], masks[1], atol=1e-3)  # batching does not change a prompt's masks
 
 
-def test_external_data_encoder_runs(tiny_sam, tiny_sam_dir, tmp_path):
-    from export.sam_export import export_encoder
+def test_external_data_encoder_runs(tiny_sam, tiny_sam_dir, tmp_path, monkeypatch):
+    import export.sam_export as sam_export
 
-    path, _ = export_encoder(tiny_sam, tmp_path / "sam_encoder.onnx", "tiny", external_data=True)
+    # "auto" switches to external data over the protobuf limit (ViT-H); lower the limit
+    # so the tiny model takes that branch.
+    monkeypatch.setattr(sam_export, "PROTOBUF_LIMIT", 1000)
+    path, _ = sam_export.export_encoder(tiny_sam, tmp_path / "sam_encoder.onnx", "tiny", external_data="auto")
     assert (tmp_path / "sam_encoder.onnx.data").is_file()
     image = photo()
     split = samrt.SamEncoder(path, ["CPUExecutionProvider"]).embed(image)
@@ -236,3 +239,39 @@ def test_missing_sam_files_give_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError) as caught:
         create_segmenter("sam", model_dir=tmp_path / "empty")
     assert str(tmp_path / "empty") in str(caught.value) and "python -m export.segmenters sam" in str(caught.value)
+
+
+def test_encoder_and_decoder_from_different_models_are_refused(tiny_sam_dir, tmp_path):
+    pytest.importorskip("segment_anything")
+    import shutil
+
+    from export.sam_export import build_tiny_sam, export_decoder
+    from wsloc_runtime.errors import ModelContractError
+
+    shutil.copy(tiny_sam_dir / "sam_encoder.onnx", tmp_path / "sam_encoder.onnx")
+    export_decoder(build_tiny_sam(seed=1, img_size=128), tmp_path / "sam_decoder.onnx", "tiny")
+    with pytest.raises(ModelContractError, match="different models"):
+        create_segmenter("sam", model_dir=tmp_path)
+    # A decoder file in the encoder's place is refused too.
+    shutil.copy(tmp_path / "sam_decoder.onnx", tmp_path / "sam_encoder.onnx")
+    with pytest.raises(ModelContractError, match="expected the encoder"):
+        create_segmenter("sam", model_dir=tmp_path)
+
+
+def test_hub_download_also_fetches_the_external_data_file(tmp_path, monkeypatch):
+    """A graph that came from the Hub cache gets its .data companion from the Hub as well."""
+    from wsloc_runtime.segmenters import model_files
+
+    snapshot = tmp_path / "hub-snapshot"
+    snapshot.mkdir()
+    requested = []
+
+    def fake_resolve(filename, explicit=None, hub_repo=None, revision=None, **_):
+        requested.append(filename)
+        (snapshot / filename).write_bytes(b"")
+        return snapshot / filename
+
+    monkeypatch.setattr(model_files, "resolve_model", fake_resolve)
+    found = model_files.resolve_segmenter_files("sam")
+    assert found["encoder"] == snapshot / "sam_encoder.onnx"
+    assert requested == ["sam_encoder.onnx", "sam_encoder.onnx.data", "sam_decoder.onnx"]
