@@ -36,11 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PRESETS: dict[str, dict] = {
     "paper": dict(
         backbone="resnet50", input_size=384, feature_dim=256, optimizer="sgd", lr=1e-3, batch=12, epochs=200,
-        joint=False, train_count=3600, val_count=400, test_count=600,
+        joint=False, train_count=3600, val_count=400, test_count=600, bn_momentum=None,
+        sel_scaling="fixed", sel_scale=16.0, sel_clip=8.0,
     ),
     "cpu": dict(
         backbone="mobilenetv3small", input_size=256, feature_dim=64, optimizer="adam", lr=1e-3, batch=16, epochs=16,
-        joint=True, train_count=3600, val_count=400, test_count=800,
+        joint=True, train_count=3600, val_count=400, test_count=800, bn_momentum=0.9,
+        sel_scaling="std", sel_scale=1.0, sel_clip=8.0,
     ),
 }
 
@@ -97,6 +99,7 @@ def build_from_run(run: dict):
     return build_wcbnet_multi(
         run["cbam_scales"], run["backbone"], (run["input_size"], run["input_size"]), run["feature_dim"],
         run.get("imagenet_weights"), tuple(run.get("tiny_widths", (24, 32, 64, 96, 128))), run.get("dropout", 0.2),
+        run.get("bn_momentum"),
     )
 
 
@@ -206,9 +209,6 @@ def train(args) -> Path:
         "dropout": 0.2,
         "tiny_widths": [24, 32, 64, 96, 128],
         "sel_jpeg_quality": 90,
-        "sel_scaling": "fixed",
-        "sel_scale": 16.0,
-        "sel_clip": 8.0,
         "synth_seed": args.seed,
         "synth_dir": str(Path(args.synth_dir).resolve()),
         "seed": args.seed,
@@ -338,6 +338,11 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--test-count", type=int)
     parser.add_argument("--joint", action=argparse.BooleanOptionalAction, default=None,
                         help="train the variants on one shared backbone (cpu preset) or separately (paper)")
+    parser.add_argument("--sel-scaling", choices=["fixed", "std"],
+                        help="SEL input scaling recorded in the model metadata (cpu preset: std)")
+    parser.add_argument("--sel-scale", type=float, help="divisor of SEL (fixed) or of SEL/std (std)")
+    parser.add_argument("--sel-clip", type=float, help="inputs are clipped to [-clip, clip]")
+    parser.add_argument("--bn-momentum", type=float, help="BatchNormalization momentum (cpu preset: 0.9)")
     parser.add_argument("--imagenet-weights", default=None, help="'imagenet' or a weights file for the backbone")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
