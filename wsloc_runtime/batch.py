@@ -228,12 +228,12 @@ def _ray_rows(todo, out_dir: Path, settings: argparse.Namespace, workers: int, a
     gpus = float(resources.get("GPU", 0))
     # Every actor holds its own sessions; with GPUs, share them out so CUDA is used where present.
     gpus_per_actor = min(1.0, gpus / actors) if gpus else 0
-    threads = worker_threads(actors if not gpus else 1, settings.threads)
-    if threads == 0:
-        threads = max(1, int(resources.get("CPU", 1)) // actors)
+    # Each actor reserves the cores its onnxruntime and OpenCV threads will use, so Ray never
+    # packs more threads onto a node than it has cores (see worker_threads).
+    threads = settings.threads or max(1, int(resources.get("CPU", 1)) // actors)
     worker_settings = argparse.Namespace(**{**vars(settings), "threads": threads})
 
-    @ray.remote(num_cpus=1, num_gpus=gpus_per_actor)
+    @ray.remote(num_cpus=threads, num_gpus=gpus_per_actor)
     class LocalizerActor:
         def __init__(self) -> None:
             _init_worker(worker_settings, threads)
