@@ -149,3 +149,20 @@ def test_empty_folder_is_an_error(tmp_path, models, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--models", str(models)]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_file_added_between_runs_that_shifts_stems_is_not_mistaken_for_done(models, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = data.astronaut()[:160, :200]
+    cv2.imwrite(str(folder / "a.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    argv = ["-q", "batch", str(folder), "--out", str(out), "--models", str(models)]
+    assert cli.main(argv) == 0
+    # a.bmp sorts first, so it now takes the stem "a" and a.png becomes "a_2".
+    cv2.imwrite(str(folder / "a.bmp"), cv2.cvtColor(rgb[:, ::-1], cv2.COLOR_RGB2BGR))
+    assert cli.main(argv) == 0
+    rows = read_csv(out / "results.csv")
+    assert [(Path(row["file"]).name, row["stem"]) for row in rows] == [("a.bmp", "a"), ("a.png", "a_2")]
+    assert Path(json.loads((out / "a.json").read_text())["input"]).name == "a.bmp"
+    assert Path(json.loads((out / "a_2.json").read_text())["input"]).name == "a.png"

@@ -161,6 +161,19 @@ class ResultsTable:
         return rows
 
 
+def _finished(done: Path, source: str) -> bool:
+    """Whether ``done`` (a ``<stem>.json``) holds this input's result.
+
+    Stems of inputs sharing a name (``a.jpg``, ``a.png``) get suffixes in input order, so a
+    file added to the folder between runs can shift them: the JSON must name this input's
+    file (by name, so a folder spelled differently on the rerun still counts)."""
+    try:
+        payload = json.loads(done.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and Path(str(payload.get("input", ""))).name == Path(source).name
+
+
 def _row_from_json(path: Path, source: str, stem: str) -> dict:
     """The results row of an image finished by an earlier run that was killed before logging it."""
     payload = json.loads(path.read_text(encoding="utf-8"))
@@ -293,8 +306,9 @@ def run_batch(
     todo = []
     for source, stem in zip(inputs, stems):
         done = out_dir / f"{stem}.json"
-        if done.is_file():
-            if stem not in table.rows or table.rows[stem].get("error"):
+        if _finished(done, source):
+            logged = table.rows.get(stem)
+            if logged is None or logged.get("error") or Path(str(logged.get("file"))).name != Path(source).name:
                 table.add(_row_from_json(done, source, stem))
         else:
             todo.append((source, stem))
@@ -348,7 +362,8 @@ def register(commands) -> None:
     batch.add_argument("--workers", type=int, default=None,
                        help="worker processes (default 1), or Ray actors (default one per cluster CPU)")
     batch.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                       help="run on Ray: a cluster address, or none for RAY_ADDRESS / a local instance")
+                       help="run on Ray: a cluster address, or none for RAY_ADDRESS / a local instance "
+                            "(put --ray after INPUT, or write --ray=ADDRESS)")
     add_localizer_arguments(batch)
     batch.set_defaults(handler=_command_batch_defaults)
 
