@@ -1,6 +1,6 @@
 """Whole-pipeline latency per stage, and peak memory, at several photo sizes.
 
-Each size runs in a fresh subprocess so that its peak resident memory (``ru_maxrss``)
+Each size runs in a fresh subprocess so that its peak resident memory (VmHWM)
 belongs to that size alone. Test photos are a Kodak photo (skimage's astronaut without
 ../shared) upscaled to the size, with sensor-like noise, JPEG-encoded at quality 90.
 
@@ -34,7 +34,18 @@ STAGE_COLUMNS = ["decode", "sel", "wcbnet2", "wcbnet3", "wcbnet4", "cam", "segme
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    """This process's peak resident memory.
+
+    ``/proc/self/status`` VmHWM, not ``getrusage().ru_maxrss``: Linux carries ru_maxrss across
+    exec, so a child spawned (vfork + exec) by a big parent reports the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux; see above
 
 
 def _cpu_stage(progress_name: str) -> str:

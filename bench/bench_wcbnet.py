@@ -146,7 +146,7 @@ def main(argv=None) -> int:
         rows.append([f"wcbnet{scale}", tf_ms, ort_ms, f"{tf_ms / ort_ms:.2f}x", one_ms, f"{tf_ms / one_ms:.2f}x",
                      entry["tensorflow"]["cpu_median_ms"], entry["ort"]["cpu_median_ms"],
                      f"{max(report['parity'].values()):.1e}"])
-        del sessions, serve
+        del sessions  # free the sessions before the next variant is built
     tf_total, ort_total, one_total = totals["tensorflow"], totals["ort"], totals["ort_1thread"]
     rows.append(["all three", tf_total, ort_total, f"{tf_total / ort_total:.2f}x", one_total,
                  f"{tf_total / one_total:.2f}x", "", "", ""])
