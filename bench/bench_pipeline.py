@@ -71,6 +71,8 @@ def child(args) -> dict:
             marks = []  # (stage, process CPU time) at the start of each stage, via the progress callback
             wall, cpu = time.perf_counter(), time.process_time()
             result = localizer.localize(args.child, progress=lambda _, stage: marks.append((stage, time.process_time())))
+            if run == 0:  # where the peak is reached: localizing, or writing the full-size outputs
+                rss_localized = peak_rss_mb()
             encode_start, encode_cpu = time.perf_counter(), time.process_time()
             write_result_files(result, Path(out), "bench", args.child)
             stages = dict(result.timings, encode=time.perf_counter() - encode_start)
@@ -95,6 +97,7 @@ def child(args) -> dict:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_after_imports_mb": round(rss_imports, 1),
         "rss_after_models_mb": round(rss_models, 1),
+        "peak_rss_before_encode_mb": round(rss_localized, 1),
         "providers": localizer.providers,
     }
 
