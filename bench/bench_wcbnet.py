@@ -19,6 +19,7 @@ The ONNX files stay in ``--export-dir`` for ``bench_pipeline --models``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -79,9 +80,21 @@ def build_variants(settings: dict, scales: list[int], seed: int = 0) -> dict:
     return {scale: build_wcbnet(scale, *common) for scale in scales}
 
 
+def load_run(run_dir: Path, scales: list[int]) -> dict:
+    """``{scale: WCBnetParts}`` of a training run with its best weights, as export.convert loads them."""
+    from export.train import build_from_run
+
+    run = json.loads((run_dir / "run.json").read_text())
+    joint, parts = build_from_run(run)
+    joint.load_weights(run_dir / "best.weights.h5")
+    return {scale: parts[scale] for scale in scales}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="export/train.py preset")
+    parser.add_argument("--run", help="a training run folder (export/train.py --out): its trained weights "
+                                      "(best.weights.h5) and settings instead of a preset's random weights")
     parser.add_argument("--backbone", help="override the preset's backbone")
     parser.add_argument("--input-size", type=int, help="override the preset's input size")
     parser.add_argument("--feature-dim", type=int, help="override the preset's D")
@@ -103,12 +116,18 @@ def main(argv=None) -> int:
     from wsloc_runtime.wcbnet import WCBnetModel
 
     settings = dict(PRESETS[args.preset])
+    if args.run:
+        run = json.loads((Path(args.run) / "run.json").read_text())
+        settings = {"backbone": run["backbone"], "input_size": run["input_size"], "feature_dim": run["feature_dim"],
+                    "joint": run["joint"], "run": str(args.run)}
     for key in ("backbone", "input_size", "feature_dim"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.unstacked_sum:
         wcbnet_module.WeightedBlockSum.call = _unstacked_block_sum
     name = f"{settings['backbone']}_{settings['input_size']}" + ("_unstacked" if args.unstacked_sum else "")
+    if args.run:
+        name = f"run_{Path(args.run).name}" + ("_unstacked" if args.unstacked_sum else "")
     export_dir = Path(args.export_dir or f"build/bench_models/{name}")
     scales = [int(s) for s in args.scales.split(",")]
     size = settings["input_size"]
@@ -116,14 +135,18 @@ def main(argv=None) -> int:
     sel = np.clip(np.random.default_rng(0).normal(0, 1, (1, size, size, 3)), -8, 8).astype(np.float32)
 
     start = time.perf_counter()
-    variants = build_variants(settings, scales)
+    if args.run:
+        variants = load_run(Path(args.run), scales)
+    else:
+        variants = build_variants(settings, scales)
     rows, results = [], {}
     totals = {"tensorflow": 0.0, "ort": 0.0, "ort_1thread": 0.0}
     for scale in scales:
         parts = variants[scale]
         config = WCBnetConfig(cbam_scale=scale, input_size=(size, size), backbone=settings["backbone"],
-                              feature_dim=settings["feature_dim"], model_version="bench-random",
-                              training_data="none: random weights for benchmarking")
+                              feature_dim=settings["feature_dim"],
+                              model_version=f"bench-{Path(args.run).name}" if args.run else "bench-random",
+                              training_data="benchmark only")
         report = export_variant(parts.encoder, parts.head, config, export_dir / f"wcbnet{scale}.onnx")
         print(f"wcbnet{scale}: converted ({time.perf_counter() - start:.0f} s so far), parity {report['parity']}",
               file=sys.stderr)
