@@ -68,18 +68,6 @@ def write_result(name: str, payload: dict, out: str | os.PathLike | None = None)
     return path
 
 
-def timed(function, runs: int, warmup: int = 1) -> list[float]:
-    """Seconds per call of ``function()`` over ``runs`` calls, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def stats_ms(times: Sequence[float]) -> dict:
     """Median is what the tables show: the host runs other jobs, which inflates the mean."""
     array = np.asarray(times) * 1000.0
