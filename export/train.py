@@ -157,18 +157,22 @@ def evaluate(model, sel, labels, run) -> dict:
 def prepare_data(args, run: dict):
     """Synthesize (once) and cache SEL for train / val / test; optionally add a CASIA2-layout folder to train."""
     from export.data import build_sel_cache, read_casia_layout, read_manifest
-    from export.synth import default_data_root, synthesize
+    from export.synth import FINAL_QUALITY_RANGE, LOSSLESS_FRACTION, default_data_root, synthesize
 
     synth_dir = Path(args.synth_dir)
     manifest = synth_dir / "manifest.csv"
     counts = {"train": run["train_count"], "val": run["val_count"], "test": run["test_count"]}
     meta_path = synth_dir / "synth.json"
+    final_quality = tuple(run.get("final_quality", FINAL_QUALITY_RANGE))
+    lossless = run.get("lossless_fraction", LOSSLESS_FRACTION)
     fresh = not manifest.is_file()
     if not fresh:
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        fresh = meta.get("counts") != counts or meta.get("seed") != run["synth_seed"]
+        fresh = (meta.get("counts") != counts or meta.get("seed") != run["synth_seed"]
+                 or tuple(meta.get("final_quality", ())) != final_quality or meta.get("lossless_fraction") != lossless)
     if fresh:
-        synthesize(args.data or default_data_root(), synth_dir, counts, run["synth_seed"], args.workers)
+        synthesize(args.data or default_data_root(), synth_dir, counts, run["synth_seed"], args.workers,
+                   final_quality=final_quality, lossless_fraction=lossless)
     size = (run["input_size"], run["input_size"])
     cache_dir = synth_dir / "cache"
     sets = {}
@@ -193,6 +197,8 @@ def train(args) -> Path:
 
     from export.data import iterate_batches
 
+    from export.synth import FINAL_QUALITY_RANGE, LOSSLESS_FRACTION
+
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_path = run_dir / "run.json"
@@ -210,6 +216,9 @@ def train(args) -> Path:
         "tiny_widths": [24, 32, 64, 96, 128],
         "sel_jpeg_quality": 90,
         "synth_seed": args.seed,
+        "final_quality": list(args.final_quality or FINAL_QUALITY_RANGE),
+        "lossless_fraction": LOSSLESS_FRACTION if args.lossless_fraction is None else args.lossless_fraction,
+        "init_weights": str(Path(args.init_weights).resolve()) if args.init_weights else None,
         "synth_dir": str(Path(args.synth_dir).resolve()),
         "seed": args.seed,
     }
@@ -245,6 +254,10 @@ def train(args) -> Path:
         load_optimizer(optimizer, joint.trainable_variables, run_dir / "last.optimizer.npz")
         history = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else []
         print(f"resumed after epoch {state['epoch']}", flush=True)
+    elif run.get("init_weights"):
+        # Warm start (e.g. from a run on an earlier synthesized set); the optimizer starts fresh.
+        joint.load_weights(run["init_weights"])
+        print(f"initialised from {run['init_weights']}", flush=True)
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y):
@@ -260,6 +273,9 @@ def train(args) -> Path:
     scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
     started = time.time()
     for epoch in range(state["epoch"] + 1, run["epochs"] + 1):
+        if args.stop_after and epoch > args.stop_after:
+            print(f"stopping after epoch {args.stop_after} as asked (resumable)", flush=True)
+            break
         if args.max_minutes and (time.time() - started) / 60 >= args.max_minutes:
             print(f"time budget of {args.max_minutes} min reached; stopping before epoch {epoch}", flush=True)
             break
@@ -293,27 +309,49 @@ def train(args) -> Path:
         (run_dir / "metrics.json").write_text(json.dumps(history, indent=2))
         state_path.write_text(json.dumps(state, indent=2))
 
-    test_report(run_dir, sets["test"])
+    test_report(run_dir)
     return run_dir
 
 
-def test_report(run_dir: Path, test_set=None) -> dict:
-    """Held-out (test split) image-level metrics of ``best.weights.h5``, written to ``test_metrics.json``."""
-    run = json.loads((run_dir / "run.json").read_text())
-    if test_set is None:
-        from export.data import build_sel_cache, read_manifest
+def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split: str = "test",
+                out_name: str = "test_metrics.json") -> dict:
+    """Image-level metrics of ``best.weights.h5`` on one split of a synthesized set.
 
-        synth_dir = Path(run.get("synth_dir", REPO_ROOT / "data_cache" / "synth"))
-        size = (run["input_size"], run["input_size"])
-        test_set = build_sel_cache(read_manifest(synth_dir / "manifest.csv", "test"),
-                                   synth_dir / "cache" / f"test_{size[0]}x{size[1]}_q{run['sel_jpeg_quality']}.npz",
-                                   size, run["sel_jpeg_quality"])
+    Besides the overall numbers per variant, reports the AUC of the mean of the
+    variants' probabilities per manipulation kind (that kind against all authentic
+    images) and per final save (PNG / JPEG quality band). Written to ``run_dir/out_name``.
+    """
+    import csv
+
+    from export.data import build_sel_cache, read_manifest
+
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / "run.json").read_text())
+    synth = Path(synth_dir or run.get("synth_dir", REPO_ROOT / "data_cache" / "synth"))
+    size = (run["input_size"], run["input_size"])
+    records = read_manifest(synth / "manifest.csv", split)
+    sel, labels = build_sel_cache(records, synth / "cache" / f"{split}_{size[0]}x{size[1]}_q{run['sel_jpeg_quality']}.npz",
+                                  size, run["sel_jpeg_quality"])
     joint, _ = build_from_run(run)
     joint.load_weights(run_dir / "best.weights.h5")
     state = json.loads((run_dir / "state.json").read_text())
-    report = {"split": "test (held-out source photos)", "best_epoch": state.get("best_epoch"),
-              **evaluate(joint, test_set[0], test_set[1], run)}
-    (run_dir / "test_metrics.json").write_text(json.dumps(report, indent=2))
+    probabilities = predict(joint, sel, labels, run)
+    report = {f"wcbnet{s}": image_metrics(labels, probabilities[:, i]) for i, s in enumerate(run["cbam_scales"])}
+    report["mean_auc"] = float(np.mean([report[f"wcbnet{s}"]["auc"] for s in run["cbam_scales"]]))
+    with (synth / "manifest.csv").open(newline="") as handle:
+        infos = [json.loads(row["info"]) for row in csv.DictReader(handle) if row["split"] == split]
+    mean_p = probabilities.mean(axis=1)
+    authentic = np.array([i["kind"] == "authentic" for i in infos])
+    quality = np.array([i.get("q_final", 0) for i in infos])
+    groups = {f"kind={k}": np.array([i["kind"] == k for i in infos]) | authentic for k in ("spliced", "copymove")}
+    groups["final=png"] = quality == 0
+    for low, high in ((75, 84), (85, 92), (93, 100)):
+        groups[f"final=jpeg q{low}-{high}"] = (quality >= low) & (quality <= high)
+    report["breakdown_auc_of_mean_probability"] = {
+        name: {"n": int(mask.sum()), "auc": roc_auc(labels[mask], mean_p[mask])} for name, mask in groups.items() if mask.sum()
+    }
+    report = {"split": f"{split} of {synth} (held-out source photos)", "best_epoch": state.get("best_epoch"), **report}
+    (run_dir / out_name).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2), flush=True)
     return report
 
@@ -343,6 +381,15 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--sel-scale", type=float, help="divisor of SEL (fixed) or of SEL/std (std)")
     parser.add_argument("--sel-clip", type=float, help="inputs are clipped to [-clip, clip]")
     parser.add_argument("--bn-momentum", type=float, help="BatchNormalization momentum (cpu preset: 0.9)")
+    parser.add_argument("--final-quality", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                        help="synthesized set: final JPEG quality range (default export.synth.FINAL_QUALITY_RANGE)")
+    parser.add_argument("--lossless-fraction", type=float, help="synthesized set: fraction saved as PNG")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="stop after this epoch (the schedule still spans --epochs; resume later)")
+    parser.add_argument("--report-only", metavar="SPLIT",
+                        help="no training: metrics of --out's best weights on SPLIT of --synth-dir, to --report-name")
+    parser.add_argument("--report-name", default="test_metrics.json")
+    parser.add_argument("--init-weights", help="warm start: a .weights.h5 of a run with the same architecture")
     parser.add_argument("--imagenet-weights", default=None, help="'imagenet' or a weights file for the backbone")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
@@ -355,7 +402,10 @@ def parse_args(argv: Sequence[str] | None = None):
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    train(args)
+    if args.report_only:
+        test_report(Path(args.out), args.synth_dir, args.report_only, args.report_name)
+    else:
+        train(args)
 
 
 if __name__ == "__main__":

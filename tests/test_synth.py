@@ -120,3 +120,16 @@ def test_casia_layout_reader_rejects_other_layouts(tmp_path):
     (tmp_path / "Au").mkdir()
     with pytest.raises(FileNotFoundError):
         read_casia_layout(tmp_path)
+
+
+def test_final_save_follows_the_requested_quality_range(tmp_path):
+    sources = list_sources(_fake_kodak(tmp_path))
+    qualities = set()
+    for index in range(12):
+        sample = make_sample(4, index, sources, final_quality=(95, 97), lossless_fraction=0.0)
+        assert sample.extension == ".jpg"
+        qualities.add(sample.info["q_final"])
+    assert qualities <= {95, 96, 97}
+    assert make_sample(4, 0, sources, lossless_fraction=1.0).extension == ".png"
+    with pytest.raises(ValueError):
+        make_sample(4, 0, sources, final_quality=(97, 95))
