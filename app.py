@@ -37,7 +37,6 @@ import uuid  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -259,15 +258,8 @@ def analyse(
 
     out = _download_root() / uuid.uuid4().hex
     stem = _safe_stem(path)
-    # Downloads are at the photo's own size, so they overlay the original exactly. The
-    # heatmap is coloured at the working size and then enlarged as uint8 RGB: for a 48 MP
-    # photo that avoids a full-size float32 map and its colour-mapping copies (~350 MB).
-    height, width = result.original_size
-    heatmap = viz.heatmap(result.enhanced)
-    if heatmap.shape[:2] != (height, width):
-        heatmap = cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
-    heatmap_png = write_png_atomic(out / f"{stem}_heatmap.png", heatmap)
-    del heatmap
+    # Downloads are at the photo's own size, so they overlay the original exactly.
+    heatmap_png = write_png_atomic(out / f"{stem}_heatmap.png", result.full_size(viz.heatmap(result.enhanced)))
     mask_png = write_png_atomic(out / f"{stem}_mask.png", viz.mask_image(result.full_size(result.mask)))
     json_path = write_json_atomic(out / f"{stem}_result.json", summary)
     return Analysis(result, summary, reference, heatmap_png, mask_png, json_path)

@@ -70,7 +70,7 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
         "mask": out_dir / f"{stem}_mask.png",
         "overlay": out_dir / f"{stem}_overlay.png",
     }
-    write_png_atomic(outputs["heatmap"], heatmap(result.full_size(result.enhanced)))
+    write_png_atomic(outputs["heatmap"], result.full_size(heatmap(result.enhanced)))
     write_png_atomic(outputs["mask"], mask_image(result.full_size(result.mask)))
     write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))
     payload = {"input": source, **result.summary(), "outputs": {k: str(v) for k, v in outputs.items()}}

@@ -23,6 +23,7 @@ from .errors import InvalidImageError
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
 
+EXIF_ORIENTATION = 0x0112
 #: Smallest side accepted. Below two JPEG blocks per side there is no error-level signal.
 MIN_SIDE = 16
 #: Largest image accepted by default, in pixels (a 12000x9000 photo is 108 MP).
@@ -77,7 +78,9 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
 
 def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
     try:
-        image = ImageOps.exif_transpose(image)
+        # exif_transpose copies the image even when there is nothing to do (+400 MB at 108 MP).
+        if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+            image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block must not make a readable image unreadable
         pass
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):

@@ -114,13 +114,20 @@ class LocalizationResult:
         return self.regions.masks[self.region_index]
 
     def full_size(self, array: np.ndarray) -> np.ndarray:
-        """Resize a working-size map (bilinear) or mask (nearest) to the photo's own size."""
+        """Resize a working-size array to the photo's own size: masks (bool) by nearest
+        neighbour, maps (float) and pictures (uint8, kept uint8) bilinearly.
+
+        For a large photo, colour a map first and enlarge the uint8 picture: a full-size
+        float32 map and its colour-mapping copies cost several hundred MB at 48 MP.
+        """
         height, width = self.original_size
         if array.shape[:2] == (height, width):
             return array
         if array.dtype == bool:
             resized = cv2.resize(array.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
             return resized.astype(bool)
+        if array.dtype == np.uint8:
+            return cv2.resize(array, (width, height), interpolation=cv2.INTER_LINEAR)
         return cv2.resize(array.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
     def summary(self) -> dict:
