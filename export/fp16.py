@@ -20,7 +20,12 @@ import json
 import sys
 from pathlib import Path
 
-METADATA_KEY = "wsloc.config"
+import numpy as np
+
+from wsloc_runtime.config import METADATA_KEY
+
+#: float16 has ~3 significant digits; outputs are compared relative to their own scale.
+PARITY_TOLERANCE = 2e-2
 
 
 def convert(source: Path, target: Path) -> Path:
@@ -30,7 +35,7 @@ def convert(source: Path, target: Path) -> Path:
     model = onnx.load(str(source))
     metadata = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in metadata:
-        raise SystemExit(f"{source}: no {METADATA_KEY} metadata; is it a WCBnet export?")
+        raise ValueError(f"{source}: no {METADATA_KEY} metadata; is it a WCBnet export?")
     _separate_outputs(model)
     for index, node in enumerate(model.graph.node):
         if not node.name:  # the converter tracks nodes by name; unnamed ones end up with mixed types
@@ -47,7 +52,31 @@ def convert(source: Path, target: Path) -> Path:
     onnx.checker.check_model(converted)
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(converted, str(target))
+    check_parity(source, target)
     return target
+
+
+def check_parity(reference: Path, converted: Path, seed: int = 0) -> dict[str, float]:
+    """Run both files on the same SEL-like input; raise if any output differs by more than
+    ``PARITY_TOLERANCE`` of that output's largest magnitude. Returns the relative differences."""
+    import onnxruntime as ort
+
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (reference, converted)]
+    feed_info = sessions[0].get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in feed_info.shape]
+    feed = {feed_info.name: np.random.default_rng(seed).normal(0, 1, shape).astype(np.float32)}
+    names = [o.name for o in sessions[0].get_outputs()]
+    expected, actual = (s.run(names, feed) for s in sessions)
+    differences = {}
+    for name, a, b in zip(names, expected, actual):
+        scale = max(float(np.abs(a).max()), 1e-6)
+        differences[name] = float(np.abs(a - b.astype(np.float32)).max()) / scale
+        if differences[name] > PARITY_TOLERANCE:
+            raise ValueError(
+                f"{converted.name}: float16 output {name!r} differs by {differences[name]:.2e} of its scale "
+                f"(tolerance {PARITY_TOLERANCE:.0e})"
+            )
+    return differences
 
 
 def _separate_outputs(model) -> None:
