@@ -105,7 +105,8 @@ def build_sel_cache(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resized unscaled SEL of every record, cached in ``cache_path`` (``.npz``).
 
-    The cache is keyed by the record list, size and quality: a stale file is rebuilt.
+    The cache is keyed by the records' resolved paths and labels, the size and the
+    quality: a stale file is rebuilt.
 
     Returns:
         ``(sel float16 [N, H, W, 3], labels float32 [N])``.
@@ -114,7 +115,7 @@ def build_sel_cache(
         raise ValueError("no records to cache")
     size = (int(input_size[0]), int(input_size[1]))
     key = hashlib.sha256(
-        json.dumps([[str(r.image), r.label] for r in records] + [list(size), int(jpeg_quality)]).encode()
+        json.dumps([[str(Path(r.image).resolve()), r.label] for r in records] + [list(size), int(jpeg_quality)]).encode()
     ).hexdigest()
     path = Path(cache_path)
     if path.is_file():
