@@ -1,104 +1,162 @@
-"""Export side of WCBnet: model structure, tf2onnx conversion, parity, runtime loading, Grad-CAM."""
+"""Export side of WCBnet: model structure, tf2onnx conversion, parity, runtime loading, Grad-CAM.
+
+TensorFlow work runs in ONE subprocess (module fixture): with TensorFlow loaded, a later
+``import triton`` (pulled in by torch's exporters in other test modules) segfaults the
+whole pytest process. The pytest process itself only runs onnxruntime and numpy.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
-pytest.importorskip("tf2onnx")
+from export.convert import ConversionError, check_parity
+from export.train import image_metrics, roc_auc
+from wsloc_runtime.cam import grad_cam
+from wsloc_runtime.config import WCBnetConfig
+from wsloc_runtime.errors import ModelContractError
+from wsloc_runtime.wcbnet import WCBnetModel
 
-from export.convert import ConversionError, check_parity, export_variant  # noqa: E402
-from export.train import image_metrics, roc_auc  # noqa: E402
-from export.wcbnet import build_backbone, build_wcbnet, build_wcbnet_multi  # noqa: E402
-from wsloc_runtime.cam import grad_cam  # noqa: E402
-from wsloc_runtime.config import WCBnetConfig  # noqa: E402
-from wsloc_runtime.errors import ModelContractError  # noqa: E402
-from wsloc_runtime.wcbnet import WCBnetModel  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
-TINY = dict(backbone="tinyresnet", input_size=(64, 64), feature_dim=8, tiny_widths=(4, 8, 8, 16, 16))
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    import tensorflow as tf
+    from export.convert import export_variant
+    from export.wcbnet import build_backbone, build_wcbnet, build_wcbnet_multi
+    from wsloc_runtime.config import WCBnetConfig
 
+    out = Path(sys.argv[1])
+    tiny = dict(backbone="tinyresnet", input_size=(64, 64), feature_dim=8, tiny_widths=(4, 8, 8, 16, 16))
+    report = {"block_shapes": {}, "rejected": {}}
+    for backbone in ("tinyresnet", "mobilenetv3small", "resnet50"):
+        model = build_backbone(backbone, (64, 96), tiny_widths=(4, 8, 8, 16, 16))
+        report["block_shapes"][backbone] = [list(b.shape[1:3]) for b in model.outputs]
 
-@pytest.mark.parametrize("backbone", ["tinyresnet", "mobilenetv3small", "resnet50"])
-def test_backbones_have_five_blocks_at_strides_2_to_32(backbone):
-    model = build_backbone(backbone, (64, 96), tiny_widths=(4, 8, 8, 16, 16))
-    shapes = [tuple(block.shape[1:3]) for block in model.outputs]
-    assert shapes == [(64 // s, 96 // s) for s in (2, 4, 8, 16, 32)]
-
-
-def test_joint_variants_share_the_backbone_and_give_fc_at_their_block_size():
-    joint, parts = build_wcbnet_multi((2, 3, 4), **TINY)
+    joint, parts = build_wcbnet_multi((2, 3, 4), **tiny)
     x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype(np.float32)
-    logits = joint(x, training=False)
-    assert len(logits) == 3 and all(tuple(z.shape) == (2, 1) for z in logits)
-    for scale, part in parts.items():
-        fc = part.encoder(x, training=False).numpy()
-        assert fc.shape == (2, 64 >> scale, 64 >> scale, 8)
-        assert fc.min() >= 0.0  # ReLU'd projections with softmax weights: Grad-CAM expects non-negative F_c
-        np.testing.assert_allclose(part.model(x, training=False).numpy(), logits[[2, 3, 4].index(scale)].numpy(), atol=1e-5)
-    backbone_weights = {id(v) for v in parts[2].model.trainable_variables} & {id(v) for v in parts[4].model.trainable_variables}
-    assert backbone_weights, "variants must share backbone variables in a joint model"
+    logits = [z.numpy() for z in joint(x, training=False)]
+    report["joint"] = {}
+    for i, scale in enumerate((2, 3, 4)):
+        fc = parts[scale].encoder(x, training=False).numpy()
+        single = parts[scale].model(x, training=False).numpy()
+        report["joint"][scale] = {"fc_shape": list(fc.shape), "fc_min": float(fc.min()),
+                                  "logit_shape": list(logits[i].shape),
+                                  "variant_vs_joint": float(np.abs(single - logits[i]).max())}
+    shared = {id(v) for v in parts[2].model.trainable_variables} & {id(v) for v in parts[4].model.trainable_variables}
+    report["shared_variables"] = len(shared)
 
+    for name, kwargs in {"scale5": dict(cbam_scale=5), "size70": dict(cbam_scale=3, input_size=(70, 64)),
+                         "vgg": dict(cbam_scale=3, backbone="vgg")}.items():
+        try:
+            build_wcbnet(**{**tiny, **kwargs})
+            report["rejected"][name] = False
+        except ValueError:
+            report["rejected"][name] = True
 
-@pytest.mark.parametrize("kwargs", [dict(cbam_scale=5), dict(cbam_scale=3, input_size=(70, 64)),
-                                    dict(cbam_scale=3, backbone="vgg")])
-def test_build_rejects_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
-        build_wcbnet(**{**TINY, **kwargs})
-
-
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory):
-    """A random-weight tiny WCBnet_3 converted to ONNX."""
     tf.keras.utils.set_random_seed(3)
-    part = build_wcbnet(3, **TINY)
-    # Non-trivial BN statistics and head weights, so the parity check is not comparing zeros.
+    part = build_wcbnet(3, **tiny)
+    # Non-trivial BN statistics, so the parity check does not compare near-zeros.
     for variable in part.model.non_trainable_variables:
         if "moving_variance" in variable.path:
             variable.assign(np.random.default_rng(0).uniform(0.5, 2.0, variable.shape).astype(np.float32))
     config = WCBnetConfig(cbam_scale=3, input_size=(64, 64), backbone="tinyresnet", feature_dim=8,
                           model_version="test", training_data="random weights")
-    path = tmp_path_factory.mktemp("onnx") / "wcbnet3.onnx"
     check = np.random.default_rng(7).normal(0, 1, (1, 64, 64, 3)).astype(np.float32)
-    report = export_variant(part.encoder, part.head, config, path, [check])
-    return part, config, path, report, check
+    report["export"] = export_variant(part.encoder, part.head, config, out / "wcbnet3.onnx", [check])
+    report["config"] = config.to_json()
 
-
-def test_export_parity_and_contract(tiny_export):
-    part, config, path, report, check = tiny_export
-    assert set(report["parity"]) == {"logit", "features", "gradient"}
-    assert max(report["parity"].values()) < 1e-4
-    model = WCBnetModel(path, providers=["CPUExecutionProvider"])
-    assert model.config == config
-    out = model.forward(check)
-    assert out.features.shape == (8, 8, 8) and out.gradient.shape == (8, 8, 8)
-    expected = float(part.model(check, training=False).numpy()[0, 0])
-    assert abs(out.logit - expected) < 1e-4 * max(1.0, abs(expected))
-    assert 0.0 <= out.probability <= 1.0
-
-
-def test_grad_cam_from_onnx_outputs_equals_tensorflow_gradient_tape(tiny_export):
-    part, _, path, _, _ = tiny_export
-    x = np.random.default_rng(11).normal(0, 1, (1, 64, 64, 3)).astype(np.float32)
-    out = WCBnetModel(path, providers=["CPUExecutionProvider"]).forward(x)
-    # Reference: Grad-CAM with an eager GradientTape on F_c (the ONNX graph has it baked in).
-    features = part.encoder(x, training=False)
+    # Reference Grad-CAM with an eager GradientTape on F_c, independent of the exported graph.
+    probe = np.random.default_rng(11).normal(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    features = part.encoder(probe, training=False)
     with tf.GradientTape() as tape:
         tape.watch(features)
         logit = part.head(features, training=False)
     gradient = tape.gradient(logit, features).numpy()[0]
-    assert np.abs(gradient).max() > 0
-    reference = np.maximum((features.numpy()[0] * gradient.mean(axis=(0, 1))).sum(-1), 0.0)
-    np.testing.assert_allclose(grad_cam(out.features, out.gradient), reference, rtol=1e-4, atol=1e-6)
+    cam = np.maximum((features.numpy()[0] * gradient.mean(axis=(0, 1))).sum(-1), 0.0)
+    np.savez(out / "reference.npz", check=check, check_logit=part.model(check, training=False).numpy(),
+             probe=probe, probe_gradient=gradient, probe_cam=cam)
+    (out / "report.json").write_text(json.dumps(report))
+    """
+)
 
 
-def test_runtime_rejects_file_without_metadata(tiny_export, tmp_path):
+@pytest.fixture(scope="module")
+def tf_run(tmp_path_factory):
+    """Builds and exports tiny WCBnets in a TensorFlow subprocess; returns (report, folder)."""
+    for module in ("tensorflow", "tf2onnx", "onnx"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (export-only dependency)")
+    out = tmp_path_factory.mktemp("wcbnet_export")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        pytest.fail(f"TensorFlow export subprocess failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads((out / "report.json").read_text()), out
+
+
+def test_backbones_have_five_blocks_at_strides_2_to_32(tf_run):
+    report, _ = tf_run
+    for backbone, shapes in report["block_shapes"].items():
+        assert shapes == [[64 // s, 96 // s] for s in (2, 4, 8, 16, 32)], backbone
+
+
+def test_joint_variants_share_the_backbone_and_give_fc_at_their_block_size(tf_run):
+    report, _ = tf_run
+    for scale, entry in report["joint"].items():
+        assert entry["fc_shape"] == [2, 64 >> int(scale), 64 >> int(scale), 8]
+        assert entry["logit_shape"] == [2, 1]
+        assert entry["fc_min"] >= 0.0  # ReLU'd projections with softmax weights: Grad-CAM expects F_c >= 0
+        assert entry["variant_vs_joint"] < 1e-5
+    assert report["shared_variables"] > 0, "variants must share backbone variables in a joint model"
+
+
+def test_build_rejects_bad_arguments(tf_run):
+    report, _ = tf_run
+    assert report["rejected"] == {"scale5": True, "size70": True, "vgg": True}
+
+
+def test_export_parity_and_contract(tf_run):
+    report, out = tf_run
+    parity = report["export"]["parity"]
+    assert set(parity) == {"logit", "features", "gradient"} and max(parity.values()) < 1e-4
+    model = WCBnetModel(out / "wcbnet3.onnx", providers=["CPUExecutionProvider"])
+    assert model.config == WCBnetConfig.from_json(report["config"])
+    reference = np.load(out / "reference.npz")
+    result = model.forward(reference["check"])
+    assert result.features.shape == (8, 8, 8) and result.gradient.shape == (8, 8, 8)
+    expected = float(reference["check_logit"][0, 0])
+    assert abs(result.logit - expected) < 1e-4 * max(1.0, abs(expected))
+    assert 0.0 <= result.probability <= 1.0
+
+
+def test_grad_cam_from_onnx_outputs_equals_tensorflow_gradient_tape(tf_run):
+    _, out = tf_run
+    reference = np.load(out / "reference.npz")
+    result = WCBnetModel(out / "wcbnet3.onnx", providers=["CPUExecutionProvider"]).forward(reference["probe"])
+    assert np.abs(reference["probe_gradient"]).max() > 0
+    np.testing.assert_allclose(result.gradient, reference["probe_gradient"], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(grad_cam(result.features, result.gradient), reference["probe_cam"], rtol=1e-4, atol=1e-6)
+
+
+def test_runtime_rejects_file_without_metadata(tf_run, tmp_path):
     import onnx
 
-    _, _, path, _, _ = tiny_export
-    model = onnx.load(str(path))
+    _, out = tf_run
+    model = onnx.load(str(out / "wcbnet3.onnx"))
     del model.metadata_props[:]
     stripped = tmp_path / "stripped.onnx"
     onnx.save(model, str(stripped))
