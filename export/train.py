@@ -5,12 +5,17 @@ Presets:
 * ``--preset paper``: ResNet50, 384x384, SGD lr 0.001 (momentum 0.9), batch 12,
   200 epochs, each variant trained separately on its own backbone, as the paper
   does. Meant for a GPU.
-* ``--preset cpu`` (default; what ships in ``assets/models``): MobileNetV3Small (same
-  five-block layout, strides 2..32), 256x256, D=64, Adam lr 1e-3 with cosine decay,
-  batch 16, the three variants trained JOINTLY on one shared backbone (three CBAM
-  heads, loss = sum of the three BCE losses). Chosen by measurement on 2 CPU cores:
-  ResNet50 trains at 0.6 img/s at 384 and 1.5 img/s at 256; this joint
-  MobileNetV3Small model at 13.9 img/s, a 5-block tiny ResNet at 8.6 img/s.
+* ``--preset cpu`` (default; the recipe of the shipped ``assets/models``): MobileNetV3Small
+  (same five-block layout, strides 2..32), 256x256, D=64, Adam lr 1e-3 with cosine decay,
+  batch 16, BatchNormalization momentum 0.9, SEL scaled by the image's own std, the three
+  variants trained JOINTLY on one shared backbone (three CBAM heads, loss = sum of the
+  three BCE losses). Chosen by measurement on 2 CPU cores: ResNet50 trains at 0.6 img/s at
+  384 and 1.5 img/s at 256; this joint MobileNetV3Small model at 13.9 img/s, a 5-block
+  tiny ResNet at 8.6 img/s. The shipped files took three warm-started stages; the exact
+  commands are in ``assets/models/README.md``.
+
+For the paper preset train each variant in its own run directory
+(``--preset paper --variants 2 --out runs/paper2``, then 3 and 4) and convert each.
 
 Every option of a preset can be overridden on the command line. The run directory
 holds ``run.json`` (the settings; :mod:`export.convert` rebuilds the model from it),
