@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Type, TypeVar
 
 from .errors import ModelContractError
 
@@ -87,22 +87,43 @@ class WCBnetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "WCBnetConfig":
-        try:
-            raw: dict[str, Any] = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ModelContractError(f"{METADATA_KEY} is not valid JSON: {error}") from error
-        version = raw.get("contract_version", CONTRACT_VERSION)
-        if version > CONTRACT_VERSION:
-            raise ModelContractError(
-                f"model uses contract version {version}; this runtime understands up to {CONTRACT_VERSION}"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:  # newer minor fields are ignored rather than fatal
-            raw = {k: v for k, v in raw.items() if k in known}
-        if "input_size" in raw:
-            raw["input_size"] = tuple(raw["input_size"])
-        try:
-            return cls(**raw)
-        except TypeError as error:
-            raise ModelContractError(f"{METADATA_KEY} does not match WCBnetConfig: {error}") from error
+        raw = read_config_json(text, source="model", key=METADATA_KEY, max_version=CONTRACT_VERSION)
+        return build_config(cls, raw, source="model", key=METADATA_KEY)
+
+
+C = TypeVar("C")
+
+
+def read_config_json(text: str, source: str, key: str, max_version: int) -> dict[str, Any]:
+    """The JSON config an ONNX file carries under ``key``, as a dict.
+
+    Raises:
+        ModelContractError: invalid JSON, or a contract version above ``max_version``.
+    """
+    try:
+        raw: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ModelContractError(f"{source}: {key} is not valid JSON: {error}") from error
+    version = raw.get("contract_version", max_version)
+    if version > max_version:
+        raise ModelContractError(
+            f"{source}: uses contract version {version}; this runtime understands up to {max_version}"
+        )
+    return raw
+
+
+def build_config(cls: Type[C], raw: Mapping[str, Any], source: str, key: str) -> C:
+    """The dataclass ``cls`` from a config dict: unknown fields are ignored (a newer exporter
+    may add some) and JSON lists become tuples.
+
+    Raises:
+        ModelContractError: values that do not fit ``cls``.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known}
+    try:
+        return cls(**fields)
+    except ModelContractError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ModelContractError(f"{source}: {key} does not match {cls.__name__}: {error}") from error

@@ -15,8 +15,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Type, TypeVar
+from typing import Mapping, Type, TypeVar
 
+from ..config import build_config, read_config_json
 from ..errors import ModelContractError, ModelNotFoundError
 from ..models import candidate_locations, resolve_model
 
@@ -128,19 +129,7 @@ class OnnxSegmenterConfig:
             raise ModelContractError(
                 f"{path.name}: no '{METADATA_KEY}' metadata; export it with python -m export.segmenters"
             )
-        try:
-            raw: dict[str, Any] = json.loads(metadata[METADATA_KEY])
-        except json.JSONDecodeError as error:
-            raise ModelContractError(f"{path.name}: {METADATA_KEY} is not valid JSON: {error}") from error
-        if raw.get("contract_version", CONTRACT_VERSION) > CONTRACT_VERSION:
-            raise ModelContractError(
-                f"{path.name}: contract version {raw['contract_version']}; this runtime reads up to {CONTRACT_VERSION}"
-            )
+        raw = read_config_json(metadata[METADATA_KEY], path.name, METADATA_KEY, CONTRACT_VERSION)
         if raw.get("kind") != expected_kind:
             raise ModelContractError(f"{path.name}: is a {raw.get('kind')!r} model, expected {expected_kind!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        raw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in known}
-        try:
-            return cls(**raw)
-        except (TypeError, ValueError) as error:
-            raise ModelContractError(f"{path.name}: {METADATA_KEY} does not match {cls.__name__}: {error}") from error
+        return build_config(cls, raw, path.name, METADATA_KEY)
