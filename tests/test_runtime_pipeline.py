@@ -153,3 +153,14 @@ def test_with_segmenter_shares_sessions(localizer, splice):
     assert coarse.models is localizer.models and coarse.segmenter is not localizer.segmenter
     assert localizer.segmenter.scales == (200.0, 800.0)
     assert len(coarse.localize(splice[0]).regions) < len(localizer.localize(splice[0]).regions)
+
+
+def test_models_sharing_an_input_size_keep_their_own_scaling(tmp_path, splice):
+    fixed = build_contract_model(tmp_path / "wcbnet2.onnx", cbam_scale=2, sel_scaling="fixed")
+    per_image = build_contract_model(tmp_path / "wcbnet3.onnx", cbam_scale=3, sel_scaling="std")
+    localizer = Localizer(model_paths=[fixed, per_image], providers=["CPUExecutionProvider"])
+    result = localizer.localize(splice[0])
+    for model in localizer.models:
+        own_input = model.prepare(resized_error_levels(splice[0], [model.config.input_size])[0])
+        assert result.variant_probabilities[model.name] == pytest.approx(model.forward(own_input).probability, abs=1e-6)
+    assert result.variant_probabilities["wcbnet2"] != pytest.approx(result.variant_probabilities["wcbnet3"], abs=1e-3)

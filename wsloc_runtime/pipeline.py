@@ -57,6 +57,13 @@ def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
+def _as_segmenter(segmenter: str | Segmenter, options: dict | None) -> Segmenter:
+    """A ready segmenter, or one built from the registry by name."""
+    if isinstance(segmenter, Segmenter):
+        return segmenter
+    return create_segmenter(segmenter, **dict(options or {}))
+
+
 @dataclass
 class LocalizationResult:
     """Everything one call of :meth:`Localizer.localize` found.
@@ -201,10 +208,7 @@ class Localizer:
             raise ModelContractError(f"variants disagree on the SEL JPEG quality: {sorted(qualities)}")
         self.sel_quality = qualities.pop()
         self.decision_threshold = float(np.mean([m.config.decision_threshold for m in self.models]))
-        if isinstance(segmenter, Segmenter):
-            self.segmenter = segmenter
-        else:
-            self.segmenter = create_segmenter(segmenter, **dict(segmenter_options or {}))
+        self.segmenter = _as_segmenter(segmenter, segmenter_options)
         self.work_max_side = int(work_max_side)
         self.fusion_epsilon = float(fusion_epsilon)
         self.max_pixels = int(max_pixels)
@@ -216,10 +220,7 @@ class Localizer:
         offers several segmenters should build one Localizer and derive the others.
         """
         derived = copy.copy(self)
-        derived.segmenter = (
-            segmenter if isinstance(segmenter, Segmenter)
-            else create_segmenter(segmenter, **dict(segmenter_options or {}))
-        )
+        derived.segmenter = _as_segmenter(segmenter, segmenter_options)
         return derived
 
     @property
@@ -234,15 +235,15 @@ class Localizer:
         """P(manipulated) only: the variants' mean probability, without maps or regions."""
         rgb = load_image(image, self.max_pixels)
         inputs = self._network_inputs(rgb, extra_sizes=[])[0]
-        return float(np.mean([m.forward(inputs[m.config.input_size]).probability for m in self.models]))
+        return float(np.mean([m.forward(inputs[m.name]).probability for m in self.models]))
 
     def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]]):
+        """Each model's input tensor, by model name (models may scale SEL differently even at one
+        size), and the SEL resized to each of ``extra_sizes``; SEL is computed once for all."""
         sizes = sorted({model.config.input_size for model in self.models})
         resized = resized_error_levels(rgb, sizes + extra_sizes, self.sel_quality)
         by_size = dict(zip(sizes, resized[: len(sizes)]))
-        inputs = {}
-        for model in self.models:
-            inputs[model.config.input_size] = model.prepare(by_size[model.config.input_size])
+        inputs = {model.name: model.prepare(by_size[model.config.input_size]) for model in self.models}
         return inputs, resized[len(sizes) :]
 
     def localize(self, image: ImageSource, progress: ProgressCallback | None = None) -> LocalizationResult:
@@ -281,7 +282,7 @@ class Localizer:
         maps: dict[str, np.ndarray] = {}
         for position, model in enumerate(self.models):
             report(0.2 + 0.4 * position / len(self.models), model.name)
-            output = model.forward(inputs[model.config.input_size])
+            output = model.forward(inputs[model.name])
             lap(model.name)
             probabilities[model.name] = output.probability
             maps[model.name] = upsample_map(grad_cam(output.features, output.gradient), work)
