@@ -25,7 +25,6 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import argparse  # noqa: E402
-import hashlib  # noqa: E402
 import html  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
@@ -45,6 +44,7 @@ from wsloc_runtime.errors import WslocError  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.imageio import write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
+from wsloc_runtime.models import sha256_of  # noqa: E402
 from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer  # noqa: E402
 from wsloc_runtime.segmenters import create_segmenter, describe_segmenters, segmenter_names  # noqa: E402
 from wsloc_runtime.sel import sel_display  # noqa: E402
@@ -169,10 +169,6 @@ def find_examples(directory: Path = EXAMPLES_DIR) -> list[Example]:
     return sorted(examples, key=lambda e: (e.mask is None, e.image.name))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 class ReferenceMasks:
     """Finds the reference mask of an uploaded file that *is* one of the examples.
 
@@ -182,14 +178,14 @@ class ReferenceMasks:
     """
 
     def __init__(self, examples: list[Example]) -> None:
-        self._by_hash = {_sha256(e.image): e.mask for e in examples if e.mask is not None}
+        self._by_hash = {sha256_of(e.image): e.mask for e in examples if e.mask is not None}
         self._sizes = {e.image.stat().st_size for e in examples if e.mask is not None}
 
     def lookup(self, path: str | Path) -> Path | None:
         path = Path(path)
         if path.stat().st_size not in self._sizes:
             return None
-        return self._by_hash.get(_sha256(path))
+        return self._by_hash.get(sha256_of(path))
 
 
 def reference_scores(result: LocalizationResult, mask_path: Path) -> dict[str, float] | None:

@@ -21,7 +21,6 @@ parity check of all three outputs, and a load through
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from wsloc_runtime.config import METADATA_KEY, WCBnetConfig
+from wsloc_runtime.models import sha256_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Parity tolerance: |ort - tf| <= PARITY_ATOL * max(1, max|tf|), per output.
@@ -168,13 +168,12 @@ def export_variant(encoder, head, config: WCBnetConfig, path: str | os.PathLike,
         produced = {"logit": np.array([[out.logit]]), "features": out.features[None], "gradient": out.gradient[None]}
         for name, difference in check_parity(reference, produced, atol).items():
             parity[name] = max(parity.get(name, 0.0), difference)
-    data = target.read_bytes()
-    return {"path": str(target), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "parity": parity}
+    return {"path": str(target), "sha256": sha256_of(target), "bytes": target.stat().st_size, "parity": parity}
 
 
 def write_checksums(folder: Path, files: Sequence[Path]) -> Path:
     """``SHA256SUMS`` in ``sha256sum`` format for ``files`` (names relative to ``folder``)."""
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(files)]
+    lines = [f"{sha256_of(p)}  {p.name}\n" for p in sorted(files)]
     path = folder / "SHA256SUMS"
     path.write_text("".join(lines))
     return path
