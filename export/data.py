@@ -146,6 +146,7 @@ def iterate_batches(
     scaling: tuple[str, float, float],
     rng: np.random.Generator | None = None,
     augment: bool = False,
+    threads: int = 1,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Batches ``(x float32 [B, H, W, 3], y float32 [B, 1])``, scaled as the model expects.
 
@@ -154,15 +155,39 @@ def iterate_batches(
         rng: shuffles when given; ``None`` keeps the order (evaluation).
         augment: random horizontal flips (SEL of a mirrored image is the mirrored SEL
             up to JPEG block alignment, which area-resizing already blurs).
+        threads: > 1 scales the images of a batch in a thread pool and prepares the next
+            batches while the caller trains on this one (an accelerator consumes batches
+            faster than one core scales them). Same batches either way.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     order = rng.permutation(len(sel)) if rng is not None else np.arange(len(sel))
     mode, scale, clip = scaling
-    for start in range(0, len(order), batch_size):
-        index = np.sort(order[start : start + batch_size])
-        x = np.stack([scale_error_levels(sel[i].astype(np.float32), mode, scale, clip) for i in index])
-        if augment and rng is not None:
-            flip = rng.random(len(index)) < 0.5
-            x[flip] = x[flip, :, ::-1]
-        yield x, labels[index].reshape(-1, 1).astype(np.float32)
+    batches = [np.sort(order[start : start + batch_size]) for start in range(0, len(order), batch_size)]
+    # Flips are drawn up front so that the threaded and the serial paths give identical batches.
+    flips = [rng.random(len(index)) < 0.5 if augment and rng is not None else None for index in batches]
+
+    def scaled(i: int) -> np.ndarray:
+        return scale_error_levels(sel[i].astype(np.float32), mode, scale, clip)
+
+    def make(k: int, pool=None) -> tuple[np.ndarray, np.ndarray]:
+        index = batches[k]
+        x = np.stack(list(pool.map(scaled, index)) if pool is not None else [scaled(i) for i in index])
+        if flips[k] is not None:
+            x[flips[k]] = x[flips[k], :, ::-1]
+        return x, labels[index].reshape(-1, 1).astype(np.float32)
+
+    if threads <= 1:
+        for k in range(len(batches)):
+            yield make(k)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    depth = 4
+    with ThreadPoolExecutor(threads) as scalers, ThreadPoolExecutor(1) as producer:
+        pending = [producer.submit(make, k, scalers) for k in range(min(depth, len(batches)))]
+        for k in range(len(batches)):
+            batch = pending.pop(0).result()
+            if k + depth < len(batches):
+                pending.append(producer.submit(make, k + depth, scalers))
+            yield batch

@@ -5,7 +5,7 @@ Presets:
 * ``--preset paper``: ResNet50, 384x384, SGD lr 0.001 (momentum 0.9), batch 12,
   200 epochs, each variant trained separately on its own backbone, as the paper
   does. Meant for a GPU.
-* ``--preset cpu`` (default; the recipe of the shipped ``assets/models``): MobileNetV3Small
+* ``--preset cpu`` (default; the recipe of the first shipped models): MobileNetV3Small
   (same five-block layout, strides 2..32), 256x256, D=64, Adam lr 1e-3 with cosine decay,
   batch 16, BatchNormalization momentum 0.9, SEL scaled by the image's own std, the three
   variants trained JOINTLY on one shared backbone (three CBAM heads, loss = sum of the
@@ -13,6 +13,13 @@ Presets:
   384 and 1.5 img/s at 256; this joint MobileNetV3Small model at 13.9 img/s, a 5-block
   tiny ResNet at 8.6 img/s. The shipped files took three warm-started stages; the exact
   commands are in ``assets/models/README.md``.
+
+* ``--preset gpu``: the cpu preset's architecture and input, batch 64, on 48000
+  synthesized images, for a wall-clock budget: ``--time-budget-minutes M`` keeps the
+  learning rate constant, divides it by 10 once 70 % of the budget has passed and stops
+  before an epoch that would overrun it. Backend-neutral: run it with
+  ``KERAS_BACKEND=torch`` (or ``jax``) where TensorFlow has no GPU build; the weights
+  file is the same and :mod:`export.convert` (TensorFlow) converts it.
 
 For the paper preset train each variant in its own run directory
 (``--preset paper --variants 2 --out runs/paper2``, then 3 and 4) and convert each.
@@ -47,6 +54,14 @@ PRESETS: dict[str, dict] = {
     "cpu": dict(
         backbone="mobilenetv3small", input_size=256, feature_dim=64, optimizer="adam", lr=1e-3, batch=16, epochs=16,
         joint=True, train_count=3600, val_count=400, test_count=800, bn_momentum=0.9,
+        sel_scaling="std", sel_scale=1.0, sel_clip=8.0,
+    ),
+    # The cpu preset's architecture (so the runtime's speed and the files' size stay the
+    # same) trained on many more synthesized images on an accelerator, for a wall-clock
+    # budget (--time-budget-minutes) instead of a fixed number of epochs.
+    "gpu": dict(
+        backbone="mobilenetv3small", input_size=256, feature_dim=64, optimizer="adam", lr=1e-3, batch=64, epochs=1000,
+        joint=True, train_count=48000, val_count=400, test_count=800, bn_momentum=0.9,
         sel_scaling="std", sel_scale=1.0, sel_clip=8.0,
     ),
 }
@@ -108,20 +123,30 @@ def build_from_run(run: dict):
     )
 
 
-def make_optimizer(name: str, lr: float, total_steps: int):
+def make_optimizer(name: str, lr: float, total_steps: int, constant: bool = False):
+    """SGD (momentum 0.9, constant lr) or Adam (cosine decay over ``total_steps``, or a
+    constant lr the caller may lower when ``constant``)."""
     import keras
 
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9)
     if name == "adam":
+        if constant:
+            return keras.optimizers.Adam(lr)
         schedule = keras.optimizers.schedules.CosineDecay(lr, max(1, total_steps), alpha=0.05)
         return keras.optimizers.Adam(schedule)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
 
 
+#: With a time budget, the learning rate drops by this factor once this fraction of it has passed.
+BUDGET_DECAY_AT, BUDGET_DECAY_FACTOR = 0.7, 0.1
+
+
 def save_optimizer(optimizer, path: Path) -> None:
     partial = path.with_name(path.name + ".part.npz")
-    np.savez(partial, *[v.numpy() for v in optimizer.variables])
+    import keras
+
+    np.savez(partial, *[keras.ops.convert_to_numpy(v) for v in optimizer.variables])
     os.replace(partial, path)
 
 
@@ -142,7 +167,7 @@ def predict(model, sel: np.ndarray, labels: np.ndarray, run: dict, batch: int = 
     scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
     outputs = []
     for x, _ in iterate_batches(sel, labels, batch, scaling):
-        logits = model(x, training=False)
+        logits = model.predict_on_batch(x)
         logits = logits if isinstance(logits, (list, tuple)) else [logits]
         outputs.append(np.concatenate([np.asarray(z).reshape(-1, 1) for z in logits], axis=1))
     z = np.concatenate(outputs, 0)
@@ -182,6 +207,11 @@ def prepare_data(args, run: dict):
     cache_dir = synth_dir / "cache"
     sets = {}
     for split in ("train", "val", "test"):
+        if counts[split] <= 0:
+            if split != "test":
+                raise ValueError(f"--{split}-count must be > 0")
+            sets[split] = None  # e.g. a GPU run that leaves the test split to the machine that reports it
+            continue
         records = read_manifest(manifest, split)
         if split == "train" and args.casia:
             records += read_casia_layout(args.casia)
@@ -197,7 +227,6 @@ def prepare_data(args, run: dict):
 
 def train(args) -> Path:
     import keras
-    import tensorflow as tf
     from tqdm import tqdm
 
     from export.data import iterate_batches
@@ -247,11 +276,18 @@ def train(args) -> Path:
 
     joint, _ = build_from_run(run)
     steps_per_epoch = math.ceil(len(train_labels) / run["batch"])
-    optimizer = make_optimizer(run["optimizer"], run["lr"], steps_per_epoch * run["epochs"])
+    budget_seconds = 60.0 * args.time_budget_minutes if args.time_budget_minutes else 0.0
+    optimizer = make_optimizer(run["optimizer"], run["lr"], steps_per_epoch * run["epochs"], constant=bool(budget_seconds))
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    n_outputs = len(joint.outputs)
+    # compile + train_on_batch rather than a framework's own gradient code, so one trainer
+    # runs on every Keras backend (TensorFlow here; torch or JAX on a GPU machine).
+    joint.compile(optimizer=optimizer, loss=[bce] * n_outputs if n_outputs > 1 else bce,
+                  jit_compile=keras.backend.backend() == "jax")
+    print(f"Keras backend: {keras.backend.backend()}", flush=True)
 
     state_path = run_dir / "state.json"
-    state = {"epoch": 0, "best_mean_auc": -1.0, "seconds": 0.0}
+    state = {"epoch": 0, "best_mean_auc": -1.0, "seconds": 0.0, "lr_lowered": False}
     history: list[dict] = []
     if state_path.is_file():
         state = json.loads(state_path.read_text())
@@ -264,19 +300,12 @@ def train(args) -> Path:
         joint.load_weights(run["init_weights"])
         print(f"initialised from {run['init_weights']}", flush=True)
 
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            logits = joint(x, training=True)
-            logits = logits if isinstance(logits, (list, tuple)) else [logits]
-            losses = [bce(y, z) for z in logits]
-            total = tf.add_n(losses)
-        gradients = tape.gradient(total, joint.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, joint.trainable_variables))
-        return total
+    if state.get("lr_lowered") and budget_seconds:
+        optimizer.learning_rate.assign(run["lr"] * BUDGET_DECAY_FACTOR)
 
     scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
     started = time.time()
+    last_epoch_seconds = 0.0
     for epoch in range(state["epoch"] + 1, run["epochs"] + 1):
         if args.stop_after and epoch > args.stop_after:
             print(f"stopping after epoch {args.stop_after} as asked (resumable)", flush=True)
@@ -284,20 +313,39 @@ def train(args) -> Path:
         if args.max_minutes and (time.time() - started) / 60 >= args.max_minutes:
             print(f"time budget of {args.max_minutes} min reached; stopping before epoch {epoch}", flush=True)
             break
+        # Training and validation time of this directory's runs so far (a resumed run included).
+        if budget_seconds and state["seconds"] + last_epoch_seconds > budget_seconds:
+            print(f"time budget of {args.time_budget_minutes} min: stopping before epoch {epoch}", flush=True)
+            break
         epoch_start = time.time()
         rng = np.random.default_rng([run["seed"], epoch])
-        bar = tqdm(iterate_batches(train_sel, train_labels, run["batch"], scaling, rng, augment=True),
+        bar = tqdm(iterate_batches(train_sel, train_labels, run["batch"], scaling, rng, augment=True,
+                                   threads=args.workers),
                    total=steps_per_epoch, desc=f"epoch {epoch}/{run['epochs']}", mininterval=10)
-        running = []
+        running, seen = [], 0
         for x, y in bar:
-            running.append(float(train_step(tf.constant(x), tf.constant(y))))
+            if budget_seconds:
+                spent = state["seconds"] + time.time() - epoch_start
+                if not state.get("lr_lowered") and spent >= BUDGET_DECAY_AT * budget_seconds:
+                    optimizer.learning_rate.assign(run["lr"] * BUDGET_DECAY_FACTOR)
+                    state["lr_lowered"] = True
+                    print(f"\nlearning rate lowered to {run['lr'] * BUDGET_DECAY_FACTOR:g} in epoch {epoch}", flush=True)
+                if spent >= budget_seconds:
+                    # An epoch longer than the budget (a slow machine): validate and save what there is.
+                    print(f"\ntime budget reached {len(running)} batches into epoch {epoch}", flush=True)
+                    break
+            targets = [y] * n_outputs if n_outputs > 1 else y
+            running.append(float(joint.train_on_batch(x, targets, return_dict=True)["loss"]))
+            seen += len(y)
             bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
         bar.close()
         train_seconds = time.time() - epoch_start
         report = evaluate(joint, val_sel, val_labels, run)
-        state["seconds"] += time.time() - epoch_start
+        last_epoch_seconds = time.time() - epoch_start
+        state["seconds"] += last_epoch_seconds
         entry = {"epoch": epoch, "train_loss": float(np.mean(running)), "train_seconds": round(train_seconds, 1),
-                 "train_images_per_second": round(len(train_labels) / train_seconds, 2), "val": report}
+                 "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+                 "train_images": seen, "train_images_per_second": round(seen / train_seconds, 2), "val": report}
         history.append(entry)
         summary = " ".join(
             f"w{s}: acc {report[f'wcbnet{s}']['accuracy']:.3f} f1 {report[f'wcbnet{s}']['f1']:.3f} "
@@ -314,7 +362,8 @@ def train(args) -> Path:
         (run_dir / "metrics.json").write_text(json.dumps(history, indent=2))
         state_path.write_text(json.dumps(state, indent=2))
 
-    test_report(run_dir)
+    if run["test_count"] > 0:
+        test_report(run_dir)
     return run_dir
 
 
@@ -399,6 +448,8 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=0, help="stop (resumably) after this much training")
+    parser.add_argument("--time-budget-minutes", type=float, default=0,
+                        help="train for this long in all (constant lr, lowered 10x at 70%%; gpu preset)")
     args = parser.parse_args(argv)
     if args.imagenet_weights == "imagenet":
         args.imagenet_weights = True
