@@ -1,0 +1,154 @@
+"""Training path: the trainer on a non-TensorFlow Keras backend (what a GPU machine without
+TensorFlow runs), its wall-clock budget, the weights' portability to the TensorFlow
+converter, and the source pack that carries the synthesizer's photos to such a machine.
+
+Keras backends are chosen per process, and TensorFlow and torch segfault in one process
+here, so every model runs in a subprocess; this process only compares numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from export.data import iterate_batches
+from export.pack_sources import pack, unpack
+from export.synth import synthesize
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--backbone", "tinyresnet", "--input-size", "64", "--feature-dim", "8", "--batch", "8"]
+
+PREDICT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from export.train import build_from_run
+    run_dir = sys.argv[1]
+    run = json.load(open(run_dir + "/run.json"))
+    joint, _ = build_from_run(run)
+    joint.load_weights(run_dir + "/best.weights.h5")
+    x = np.random.default_rng(5).normal(size=(3, 64, 64, 3)).astype(np.float32)
+    np.save(sys.argv[2], np.concatenate([np.asarray(z) for z in joint.predict_on_batch(x)], axis=1))
+    """
+)
+
+
+def _fake_data_root(root: Path) -> Path:
+    """Kodak-like lossless photos plus eight BSDS-like JPEGs with two human segmentations each."""
+    import scipy.io
+    from skimage import data
+
+    rng = np.random.default_rng(0)
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    (root / "kodak").mkdir(parents=True)
+    for i in range(24):
+        photo = photos[i % len(photos)]
+        y, x = rng.integers(0, photo.shape[0] - 120), rng.integers(0, photo.shape[1] - 160)
+        cv2.imwrite(str(root / "kodak" / f"kodim{i:02d}.png"), cv2.cvtColor(photo[y:y + 120, x:x + 160], cv2.COLOR_RGB2BGR))
+    for i in range(8):
+        photo = photos[i % len(photos)]
+        crop = np.ascontiguousarray(photo[10 * i:10 * i + 120, :160])
+        folder = ("train", "val", "test")[i % 3]
+        (root / "bsds500" / "images" / folder).mkdir(parents=True, exist_ok=True)
+        (root / "bsds500" / "groundTruth" / folder).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "bsds500" / "images" / folder / f"{1000 + i}.jpg"),
+                    cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        truth = np.empty((1, 2), dtype=object)
+        for k in range(2):
+            labels = np.ones((120, 160), np.uint16)
+            labels[20 + 10 * k:60 + 10 * k, 30:90] = 2  # an object of 12.5 % of the photo
+            truth[0, k] = {"Segmentation": labels}
+        scipy.io.savemat(str(root / "bsds500" / "groundTruth" / folder / f"{1000 + i}.mat"), {"groundTruth": truth})
+    return root
+
+
+def _python(code_or_args: list[str], backend: str, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, *code_or_args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{code_or_args[:3]} ({backend}) failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def test_pack_unpack_gives_byte_identical_synthesis(tmp_path):
+    original = _fake_data_root(tmp_path / "data")
+    info = pack(original, tmp_path / "pack" / "sources.npz")
+    assert info["sources"] == 32
+    unpacked = unpack(tmp_path / "pack" / "sources.npz", tmp_path / "unpacked")
+    counts = {"train": 40, "val": 4, "test": 4}
+    first = synthesize(original, tmp_path / "a", counts, seed=3, workers=1)
+    second = synthesize(unpacked, tmp_path / "b", counts, seed=3, workers=1)
+    assert first.read_text() == second.read_text()
+    for path in sorted((tmp_path / "a").rglob("*.*")):
+        if path.suffix in (".png", ".jpg"):
+            assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes(), path
+    import csv
+
+    with first.open(newline="") as handle:
+        hosts = [row["source"] for row in csv.DictReader(handle)]
+    assert any(host.startswith("bsds/") for host in hosts), "no sample used the BSDS-like photo's segmentations"
+
+
+def test_pack_keeps_only_the_asked_splits(tmp_path):
+    original = _fake_data_root(tmp_path / "data")
+    everything = pack(original, tmp_path / "all.npz")["sources"]
+    some = pack(original, tmp_path / "some.npz", splits=("train",))["sources"]
+    assert 0 < some < everything
+    with pytest.raises(ValueError, match="unknown splits"):
+        pack(original, tmp_path / "bad.npz", splits=("training",))
+
+
+def test_threaded_batches_equal_serial_batches():
+    rng = np.random.default_rng(0)
+    sel = rng.normal(0, 5, size=(37, 16, 16, 3)).astype(np.float16)
+    labels = (rng.random(37) > 0.5).astype(np.float32)
+    serial = list(iterate_batches(sel, labels, 8, ("std", 1.0, 8.0), np.random.default_rng(3), augment=True))
+    threaded = list(iterate_batches(sel, labels, 8, ("std", 1.0, 8.0), np.random.default_rng(3), augment=True,
+                                    threads=4))
+    assert len(serial) == len(threaded) == 5
+    for (x1, y1), (x2, y2) in zip(serial, threaded):
+        assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None or importlib.util.find_spec("tensorflow") is None,
+                    reason="needs torch (training backend) and tensorflow (converter)")
+def test_torch_backend_training_with_budget_converts_to_matching_onnx(tmp_path):
+    data_root = _fake_data_root(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    result = _python(["-m", "export.train", "--preset", "gpu", *TINY, "--data", str(data_root),
+                      "--synth-dir", str(tmp_path / "synth"), "--out", str(run_dir), "--train-count", "48",
+                      "--val-count", "16", "--test-count", "0", "--time-budget-minutes", "0.05", "--workers", "2"],
+                     "torch", tmp_path)
+    assert "Keras backend: torch" in result.stdout
+    assert "time budget" in result.stdout
+    history = json.loads((run_dir / "metrics.json").read_text())
+    state = json.loads((run_dir / "state.json").read_text())
+    assert len(history) == 1 and state["epoch"] == 1 and state["best_epoch"] == 1
+    assert 8 <= history[0]["train_images"] <= 48
+    assert history[0]["learning_rate"] == pytest.approx(1e-4, rel=1e-3)  # lowered once 70 % of the budget passed
+    assert not (run_dir / "test_metrics.json").exists()  # --test-count 0: no test report here
+
+    # The torch-trained weights give the same logits under TensorFlow, and through ONNX.
+    _python(["-c", PREDICT, str(run_dir), str(tmp_path / "torch.npy")], "torch", tmp_path)
+    _python(["-c", PREDICT, str(run_dir), str(tmp_path / "tf.npy")], "tensorflow", tmp_path)
+    torch_logits, tf_logits = np.load(tmp_path / "torch.npy"), np.load(tmp_path / "tf.npy")
+    assert torch_logits.shape == (3, 3)
+    np.testing.assert_allclose(tf_logits, torch_logits, atol=1e-4 * max(1.0, float(np.abs(torch_logits).max())))
+    _python(["-m", "export.convert", "--run", str(run_dir), "--out", str(tmp_path / "onnx"), "--variants", "3"],
+            "tensorflow", tmp_path)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "wcbnet3.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(5).normal(size=(3, 64, 64, 3)).astype(np.float32)
+    onnx_logits = [session.run(["logit"], {"sel": x[i:i + 1]})[0].item() for i in range(3)]
+    np.testing.assert_allclose(onnx_logits, torch_logits[:, 1], atol=1e-4 * max(1.0, float(np.abs(torch_logits).max())))
