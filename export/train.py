@@ -5,7 +5,7 @@ Presets:
 * ``--preset paper``: ResNet50, 384x384, SGD lr 0.001 (momentum 0.9), batch 12,
   200 epochs, each variant trained separately on its own backbone, as the paper
   does. Meant for a GPU.
-* ``--preset cpu`` (default; the recipe of the first shipped models): MobileNetV3Small
+* ``--preset cpu`` (default; the recipe of the shipped ``assets/models``): MobileNetV3Small
   (same five-block layout, strides 2..32), 256x256, D=64, Adam lr 1e-3 with cosine decay,
   batch 16, BatchNormalization momentum 0.9, SEL scaled by the image's own std, the three
   variants trained JOINTLY on one shared backbone (three CBAM heads, loss = sum of the

@@ -125,17 +125,21 @@ def test_threaded_batches_equal_serial_batches():
 def test_torch_backend_training_with_budget_converts_to_matching_onnx(tmp_path):
     data_root = _fake_data_root(tmp_path / "data")
     run_dir = tmp_path / "run"
+    # 800 images make one epoch far longer than the 1.2 s budget, so the budget must act inside
+    # the first epoch: lower the learning rate at 70 %, then stop, validate and save.
     result = _python(["-m", "export.train", "--preset", "gpu", *TINY, "--data", str(data_root),
-                      "--synth-dir", str(tmp_path / "synth"), "--out", str(run_dir), "--train-count", "48",
-                      "--val-count", "16", "--test-count", "0", "--time-budget-minutes", "0.05", "--workers", "2"],
+                      "--synth-dir", str(tmp_path / "synth"), "--out", str(run_dir), "--train-count", "800",
+                      "--val-count", "16", "--test-count", "0", "--time-budget-minutes", "0.02", "--workers", "2"],
                      "torch", tmp_path)
     assert "Keras backend: torch" in result.stdout
-    assert "time budget" in result.stdout
+    assert "learning rate lowered to 0.0001 in epoch 1" in result.stdout
+    assert "time budget reached" in result.stdout
     history = json.loads((run_dir / "metrics.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
-    assert len(history) == 1 and state["epoch"] == 1 and state["best_epoch"] == 1
-    assert 8 <= history[0]["train_images"] <= 48
-    assert history[0]["learning_rate"] == pytest.approx(1e-4, rel=1e-3)  # lowered once 70 % of the budget passed
+    assert len(history) == 1 and state["epoch"] == 1 and state["best_epoch"] == 1 and state["lr_lowered"]
+    assert 8 <= history[0]["train_images"] < 800
+    assert history[0]["learning_rate"] == pytest.approx(1e-4, rel=1e-3)
+    assert (run_dir / "best.weights.h5").is_file() and (run_dir / "last.weights.h5").is_file()
     assert not (run_dir / "test_metrics.json").exists()  # --test-count 0: no test report here
 
     # The torch-trained weights give the same logits under TensorFlow, and through ONNX.
