@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train the `gpu` preset on a GPU machine that has torch (or JAX) but no TensorFlow, from a
-# source pack made with `python -m export.pack_sources pack` (see that module).
+# Train the `gpu` preset on a GPU machine that has torch (or JAX) and Keras 3 but no TensorFlow,
+# from a source pack made with `python -m export.pack_sources pack` (see that module). Run it
+# from the repository root; it needs numpy, opencv, scipy, tqdm and pillow as well.
 #
 #   bash export/train_gpu.sh PACK RUN_DIR [BUDGET_MINUTES] [TRAIN_COUNT]
 #
