@@ -138,6 +138,22 @@ def make_optimizer(name: str, lr: float, total_steps: int, constant: bool = Fals
     raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
 
 
+def compile_for_training(model, optimizer) -> int:
+    """Compile ``model`` with one BCE-on-logit loss per output (summed); returns the number of outputs.
+
+    ``compile`` + ``train_on_batch`` rather than a framework's own gradient code, so one
+    trainer runs on every Keras backend (TensorFlow here; torch or JAX on a GPU machine).
+    JAX gets XLA compilation; TensorFlow and torch run as they did.
+    """
+    import keras
+
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    n_outputs = len(model.outputs)
+    model.compile(optimizer=optimizer, loss=[bce] * n_outputs if n_outputs > 1 else bce,
+                  jit_compile=keras.backend.backend() == "jax")
+    return n_outputs
+
+
 #: With a time budget, the learning rate drops by this factor once this fraction of it has passed.
 BUDGET_DECAY_AT, BUDGET_DECAY_FACTOR = 0.7, 0.1
 
@@ -278,12 +294,7 @@ def train(args) -> Path:
     steps_per_epoch = math.ceil(len(train_labels) / run["batch"])
     budget_seconds = 60.0 * args.time_budget_minutes if args.time_budget_minutes else 0.0
     optimizer = make_optimizer(run["optimizer"], run["lr"], steps_per_epoch * run["epochs"], constant=bool(budget_seconds))
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    n_outputs = len(joint.outputs)
-    # compile + train_on_batch rather than a framework's own gradient code, so one trainer
-    # runs on every Keras backend (TensorFlow here; torch or JAX on a GPU machine).
-    joint.compile(optimizer=optimizer, loss=[bce] * n_outputs if n_outputs > 1 else bce,
-                  jit_compile=keras.backend.backend() == "jax")
+    n_outputs = compile_for_training(joint, optimizer)
     print(f"Keras backend: {keras.backend.backend()}", flush=True)
 
     state_path = run_dir / "state.json"
