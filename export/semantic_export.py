@@ -64,6 +64,29 @@ def load_state_dict(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in raw.items()}
 
 
+def _state_and_classes(checkpoint, num_classes: int | None, classifier_key: str, not_what: str):
+    """``(state_dict or None, num_classes)``: the class count comes from the checkpoint's last
+    classifier weight when there is a checkpoint, else from ``num_classes`` (random weights)."""
+    state = load_state_dict(checkpoint) if checkpoint is not None else None
+    if state is not None:
+        if classifier_key not in state:
+            raise ValueError(f"{checkpoint}: no {classifier_key}; {not_what}")
+        num_classes = int(state[classifier_key].shape[0])
+    if not num_classes:
+        raise ValueError("num_classes is needed when there is no checkpoint")
+    return state, num_classes
+
+
+def _load_strict(model: nn.Module, state, checkpoint, target: str) -> None:
+    """Load ``state`` into ``model`` (all keys must match); a mismatch names the checkpoint and ``target``."""
+    if state is None:
+        return
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{checkpoint} does not fit {target}: {str(error).splitlines()[0]}") from error
+
+
 def build_deeplab(arch: str, checkpoint: str | os.PathLike | None = None, num_classes: int | None = None) -> nn.Module:
     """torchvision DeepLabV3 from a checkpoint (num_classes read from ``classifier.4.weight``),
     or with random weights when ``checkpoint`` is None (tests)."""
@@ -71,20 +94,11 @@ def build_deeplab(arch: str, checkpoint: str | os.PathLike | None = None, num_cl
 
     if arch not in DEEPLAB_ARCHS:
         raise ValueError(f"arch must be one of {DEEPLAB_ARCHS}, got {arch!r}")
-    state = load_state_dict(checkpoint) if checkpoint is not None else None
-    if state is not None:
-        if "classifier.4.weight" not in state:
-            raise ValueError(f"{checkpoint}: no classifier.4.weight; not a torchvision DeepLabV3 checkpoint")
-        num_classes = int(state["classifier.4.weight"].shape[0])
-    if not num_classes:
-        raise ValueError("num_classes is needed when there is no checkpoint")
+    state, num_classes = _state_and_classes(checkpoint, num_classes, "classifier.4.weight",
+                                            "not a torchvision DeepLabV3 checkpoint")
     aux = state is not None and any(k.startswith("aux_classifier.") for k in state)
     model = getattr(seg, arch)(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux)
-    if state is not None:
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise ValueError(f"{checkpoint} does not fit {arch}: {str(error).splitlines()[0]}") from error
+    _load_strict(model, state, checkpoint, arch)
     model.aux_classifier = None  # training-only head; keeps it out of the graph
     return model.eval()
 
@@ -94,19 +108,10 @@ def build_pspnet(backbone: str, checkpoint: str | os.PathLike | None = None, num
     from ``cls.4.weight``), or with random weights when ``checkpoint`` is None."""
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-    state = load_state_dict(checkpoint) if checkpoint is not None else None
-    if state is not None:
-        if "cls.4.weight" not in state:
-            raise ValueError(f"{checkpoint}: no cls.4.weight; not a checkpoint of export.pspnet_model.PSPNet")
-        num_classes = int(state["cls.4.weight"].shape[0])
-    if not num_classes:
-        raise ValueError("num_classes is needed when there is no checkpoint")
+    state, num_classes = _state_and_classes(checkpoint, num_classes, "cls.4.weight",
+                                            "not a checkpoint of export.pspnet_model.PSPNet")
     model = PSPNet(num_classes, backbone, aux=state is not None and any(k.startswith("aux.") for k in state))
-    if state is not None:
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise ValueError(f"{checkpoint} does not fit PSPNet/{backbone}: {str(error).splitlines()[0]}") from error
+    _load_strict(model, state, checkpoint, f"PSPNet/{backbone}")
     model.aux = None
     return model.eval()
 
