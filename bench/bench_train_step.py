@@ -45,10 +45,9 @@ def measure(preset: str, batch: int, steps: int, warmup: int) -> dict:
 
     from export.train import PRESETS, build_from_run, compile_for_training, make_optimizer
 
-    run = {**PRESETS[preset], "cbam_scales": [2, 3, 4], "imagenet_weights": None, "dropout": 0.2,
-           "tiny_widths": [24, 32, 64, 96, 128]}
-    if not run["joint"]:
-        run["cbam_scales"] = [4]  # the paper preset trains one variant per run
+    # build_from_run fills dropout, tiny widths and (no) ImageNet weights as train.py's runs do;
+    # the paper preset trains one variant per run.
+    run = {**PRESETS[preset], "cbam_scales": [2, 3, 4] if PRESETS[preset]["joint"] else [4]}
     keras.utils.set_random_seed(0)
     joint, _ = build_from_run(run)
     n_outputs = compile_for_training(joint, make_optimizer(run["optimizer"], run["lr"], 10_000, constant=True))

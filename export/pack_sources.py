@@ -29,15 +29,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from export.synth import SPLITS, default_data_root, list_sources, split_of
-
-
-def _segmentations(mat_path: Path) -> np.ndarray:
-    import scipy.io
-
-    truth = scipy.io.loadmat(str(mat_path))["groundTruth"]
-    maps = [np.asarray(truth[0, k]["Segmentation"][0, 0]) for k in range(truth.shape[1])]
-    return np.stack(maps)
+from export.synth import SPLITS, default_data_root, list_sources, read_segmentations, split_of
 
 
 def pack(data_root: str | os.PathLike, out: str | os.PathLike, splits: Sequence[str] = SPLITS) -> dict:
@@ -65,7 +57,7 @@ def pack(data_root: str | os.PathLike, out: str | os.PathLike, splits: Sequence[
         else:
             arrays[key + "_jpg"] = np.frombuffer(source.image_path.read_bytes(), np.uint8)
             if source.segmentation_path is not None:
-                maps = _segmentations(source.segmentation_path)
+                maps = np.stack(read_segmentations(source.segmentation_path))
                 entry["seg_shape"], entry["seg_dtype"] = list(maps.shape), str(maps.dtype)
                 arrays[key + "_seg"] = np.frombuffer(lzma.compress(maps.tobytes(), preset=9), np.uint8)
         index.append(entry)

@@ -141,15 +141,20 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     return decode(jpeg_bytes(rgb, quality))
 
 
+def read_segmentations(mat_path: str | os.PathLike) -> list[np.ndarray]:
+    """All human segmentations (``uint16`` label maps) of a BSDS500 ``groundTruth`` ``.mat`` file."""
+    import scipy.io
+
+    truth = scipy.io.loadmat(str(mat_path))["groundTruth"]
+    return [np.asarray(truth[0, k]["Segmentation"][0, 0]) for k in range(truth.shape[1])]
+
+
 def load_segmentation(source: SourcePhoto, rng: np.random.Generator) -> np.ndarray | None:
     """One randomly chosen human segmentation (``uint16`` label map) or ``None``."""
     if source.segmentation_path is None:
         return None
-    import scipy.io
-
-    truth = scipy.io.loadmat(str(source.segmentation_path))["groundTruth"]
-    k = int(rng.integers(truth.shape[1]))
-    return np.asarray(truth[0, k]["Segmentation"][0, 0])
+    maps = read_segmentations(source.segmentation_path)
+    return maps[int(rng.integers(len(maps)))]
 
 
 def random_blob(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

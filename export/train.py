@@ -200,6 +200,12 @@ def evaluate(model, sel, labels, run) -> dict:
 # --------------------------------------------------------------------------- data
 
 
+def sel_cache_path(synth_dir: str | os.PathLike, split: str, run: dict) -> Path:
+    """Where one split's SEL cache for a run's input size and SEL quality lives."""
+    size = run["input_size"]
+    return Path(synth_dir) / "cache" / f"{split}_{size}x{size}_q{run['sel_jpeg_quality']}.npz"
+
+
 def prepare_data(args, run: dict):
     """Synthesize (once) and cache SEL for train / val / test; optionally add a CASIA2-layout folder to train."""
     from export.data import build_sel_cache, read_casia_layout, read_manifest
@@ -220,7 +226,6 @@ def prepare_data(args, run: dict):
         synthesize(args.data or default_data_root(), synth_dir, counts, run["synth_seed"], args.workers,
                    final_quality=final_quality, lossless_fraction=lossless)
     size = (run["input_size"], run["input_size"])
-    cache_dir = synth_dir / "cache"
     sets = {}
     for split in ("train", "val", "test"):
         if counts[split] <= 0:
@@ -231,10 +236,8 @@ def prepare_data(args, run: dict):
         records = read_manifest(manifest, split)
         if split == "train" and args.casia:
             records += read_casia_layout(args.casia)
-        sets[split] = build_sel_cache(
-            records, cache_dir / f"{split}_{size[0]}x{size[1]}_q{run['sel_jpeg_quality']}.npz", size,
-            run["sel_jpeg_quality"], args.workers,
-        )
+        sets[split] = build_sel_cache(records, sel_cache_path(synth_dir, split, run), size, run["sel_jpeg_quality"],
+                                      args.workers)
     return sets
 
 
@@ -395,8 +398,7 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
     synth = Path(synth_dir or run.get("synth_dir", REPO_ROOT / "data_cache" / "synth"))
     size = (run["input_size"], run["input_size"])
     records = read_manifest(synth / "manifest.csv", split)
-    sel, labels = build_sel_cache(records, synth / "cache" / f"{split}_{size[0]}x{size[1]}_q{run['sel_jpeg_quality']}.npz",
-                                  size, run["sel_jpeg_quality"])
+    sel, labels = build_sel_cache(records, sel_cache_path(synth, split, run), size, run["sel_jpeg_quality"])
     joint, _ = build_from_run(run)
     joint.load_weights(run_dir / "best.weights.h5")
     state = json.loads((run_dir / "state.json").read_text())

@@ -23,6 +23,7 @@ import pytest
 from export.data import iterate_batches
 from export.pack_sources import pack, unpack
 from export.synth import synthesize
+from tests.test_synth import _fake_kodak
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--backbone", "tinyresnet", "--input-size", "64", "--feature-dim", "8", "--batch", "8"]
@@ -47,13 +48,8 @@ def _fake_data_root(root: Path) -> Path:
     import scipy.io
     from skimage import data
 
-    rng = np.random.default_rng(0)
+    _fake_kodak(root, count=24)
     photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
-    (root / "kodak").mkdir(parents=True)
-    for i in range(24):
-        photo = photos[i % len(photos)]
-        y, x = rng.integers(0, photo.shape[0] - 120), rng.integers(0, photo.shape[1] - 160)
-        cv2.imwrite(str(root / "kodak" / f"kodim{i:02d}.png"), cv2.cvtColor(photo[y:y + 120, x:x + 160], cv2.COLOR_RGB2BGR))
     for i in range(8):
         photo = photos[i % len(photos)]
         crop = np.ascontiguousarray(photo[10 * i:10 * i + 120, :160])
