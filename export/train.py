@@ -314,8 +314,9 @@ def train(args) -> Path:
         joint.load_weights(run["init_weights"])
         print(f"initialised from {run['init_weights']}", flush=True)
 
+    lowered_lr = run["lr"] * BUDGET_DECAY_FACTOR
     if state.get("lr_lowered") and budget_seconds:
-        optimizer.learning_rate.assign(run["lr"] * BUDGET_DECAY_FACTOR)
+        optimizer.learning_rate.assign(lowered_lr)
 
     scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
     started = time.time()
@@ -341,9 +342,9 @@ def train(args) -> Path:
             if budget_seconds:
                 spent = state["seconds"] + time.time() - epoch_start
                 if not state.get("lr_lowered") and spent >= BUDGET_DECAY_AT * budget_seconds:
-                    optimizer.learning_rate.assign(run["lr"] * BUDGET_DECAY_FACTOR)
+                    optimizer.learning_rate.assign(lowered_lr)
                     state["lr_lowered"] = True
-                    print(f"\nlearning rate lowered to {run['lr'] * BUDGET_DECAY_FACTOR:g} in epoch {epoch}", flush=True)
+                    print(f"\nlearning rate lowered to {lowered_lr:g} in epoch {epoch}", flush=True)
                 if spent >= budget_seconds:
                     # An epoch longer than the budget (a slow machine): validate and save what there is.
                     print(f"\ntime budget reached {len(running)} batches into epoch {epoch}", flush=True)
