@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT, make_splice
-from wsloc_runtime.cli import main, output_stems
+from wsloc_runtime.pipeline import Localizer
+from wsloc_runtime.cli import localize_to_files, main, output_stems
 
 
 def save_rgb(path, rgb):
@@ -39,6 +40,26 @@ def test_localize_writes_four_outputs_and_reports_bad_input(tmp_path, contract_m
 def test_all_good_inputs_exit_zero(tmp_path, contract_models, splice):
     good = save_rgb(tmp_path / "a.png", splice[0])
     assert main(["-q", "localize", str(good), "--out", str(tmp_path / "o"), "--models", str(contract_models)]) == 0
+
+
+def test_an_unexpected_failure_becomes_a_row_error_and_writes_nothing(tmp_path, contract_models, splice,
+                                                                     monkeypatch):
+    """localize and batch share localize_to_files: a crash inside the pipeline (not a WslocError)
+    must name the input, leave no output files and let the next image run."""
+    good = save_rgb(tmp_path / "forged.png", splice[0])
+    localizer = Localizer(models_dir=contract_models)
+    out = tmp_path / "out"
+    ok = localize_to_files(localizer, str(good), out, "forged")
+    assert ok["error"] is None and 0.0 <= ok["probability"] <= 1.0 and "encode" in ok["timings"]
+
+    def crash(self, source):
+        raise RuntimeError("simulated segmenter crash")
+
+    monkeypatch.setattr(Localizer, "localize", crash)
+    failed = localize_to_files(localizer, str(good), out, "again")
+    assert "forged.png" in failed["error"] and "unexpected RuntimeError: simulated segmenter crash" in failed["error"]
+    assert failed["probability"] is None and failed["seconds"] >= 0
+    assert not list(out.glob("again*"))
 
 
 def test_output_stems_are_unique():

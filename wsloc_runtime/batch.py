@@ -23,17 +23,13 @@ import argparse
 import csv
 import io
 import json
-import logging
 import os
 import sys
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from .errors import WslocError
-
-log = logging.getLogger("wsloc")
 
 #: Suffixes a folder scan treats as images (a corrupt file with one of them is a failure, not skipped).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".jp2", ".ppm", ".pgm"}
@@ -89,28 +85,12 @@ def _init_worker(settings: argparse.Namespace, threads: int) -> None:
 
 
 def _localize_one(source: str, stem: str, out_dir: str) -> dict:
-    """Localize one image and write its files. Returns its results row; never raises for a bad image."""
+    """Localize one image with this worker's Localizer and write its files. Returns its results row."""
     if _LOCALIZER is None:
         raise BatchSetupError(_SETUP_ERROR or "the worker has no Localizer")
-    from .cli import write_result_files
+    from .cli import localize_to_files
 
-    start = time.perf_counter()
-    row = {"file": source, "stem": stem, "probability": None, "is_manipulated": None, "mask_fraction": None,
-           "seconds": None, "timings": None, "error": None}
-    try:
-        result = _LOCALIZER.localize(source)
-        encode_start = time.perf_counter()
-        payload = write_result_files(result, Path(out_dir), stem, source)
-        timings = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
-        row.update(probability=payload["probability"], is_manipulated=payload["is_manipulated"],
-                   mask_fraction=payload["mask_fraction"], timings=timings)
-    except WslocError as error:
-        row["error"] = str(error)
-    except Exception as error:  # one broken image must not stop a batch
-        log.debug("unexpected failure on %s", source, exc_info=True)
-        row["error"] = f"{type(error).__name__}: {error}"
-    row["seconds"] = round(time.perf_counter() - start, 4)
-    return row
+    return localize_to_files(_LOCALIZER, source, Path(out_dir), stem)
 
 
 # --- the driver -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -79,37 +80,55 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
     return payload
 
 
+def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: str) -> dict:
+    """Localize one image and write its files (see ``write_result_files``); never raises for a bad image.
+
+    Returns a results row: ``file``, ``stem``, ``probability``, ``is_manipulated``,
+    ``mask_fraction``, ``seconds``, ``timings`` (the pipeline's stage timings plus ``encode``, the
+    time spent writing files) and ``error`` (``None`` on success, else a one-line message that
+    names the input). Shared by ``localize`` and ``batch`` so both report failures alike.
+    """
+    start = time.perf_counter()
+    row = {"file": source, "stem": stem, "probability": None, "is_manipulated": None, "mask_fraction": None,
+           "seconds": None, "timings": None, "error": None}
+    try:
+        result = localizer.localize(source)
+        encode_start = time.perf_counter()
+        payload = write_result_files(result, Path(out_dir), stem, source)
+        timings = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
+        row.update(probability=payload["probability"], is_manipulated=payload["is_manipulated"],
+                   mask_fraction=payload["mask_fraction"], timings=timings)
+    except WslocError as error:
+        row["error"] = str(error)
+    except Exception as error:  # one broken image must not stop a run over many
+        log.debug("unexpected failure on %s", source, exc_info=True)
+        row["error"] = f"{describe_source(source)}: unexpected {type(error).__name__}: {error}"
+    row["seconds"] = round(time.perf_counter() - start, 4)
+    return row
+
+
 def command_localize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     localizer = localizer_from_args(args)
     out_dir = Path(args.out)
-    failures: list[tuple[str, str]] = []
+    failures = 0
     stems = output_stems(args.images)
     progress = tqdm(list(zip(args.images, stems)), desc="localize", unit="img", file=sys.stderr,
                     disable=args.quiet or len(args.images) < 2)
     for source, stem in progress:
-        try:
-            result = localizer.localize(source)
-            payload = write_result_files(result, out_dir, stem, source)
-        except WslocError as error:
-            failures.append((source, str(error)))
-            progress.write(f"error: {error}", file=sys.stderr)
-            continue
-        except Exception as error:  # one broken image must not stop a batch
-            log.debug("unexpected failure on %s", source, exc_info=True)
-            failures.append((source, f"{type(error).__name__}: {error}"))
-            progress.write(f"error: {describe_source(source)}: unexpected {type(error).__name__}: {error}",
-                           file=sys.stderr)
-            continue
-        if not args.quiet:
-            verdict = "MANIPULATED" if payload["is_manipulated"] else "authentic"
+        row = localize_to_files(localizer, source, out_dir, stem)
+        if row["error"] is not None:
+            failures += 1
+            progress.write(f"error: {row['error']}", file=sys.stderr)
+        elif not args.quiet:
+            verdict = "MANIPULATED" if row["is_manipulated"] else "authentic"
             progress.write(
-                f"{source}: {verdict} (p={payload['probability']:.3f}), mask {100 * payload['mask_fraction']:.1f}% "
+                f"{source}: {verdict} (p={row['probability']:.3f}), mask {100 * row['mask_fraction']:.1f}% "
                 f"-> {out_dir / stem}_*.png"
             )
     if failures:
-        print(f"{len(failures)} of {len(args.images)} inputs failed", file=sys.stderr)
+        print(f"{failures} of {len(args.images)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
 
 
