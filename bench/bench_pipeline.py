@@ -63,7 +63,7 @@ def child(args) -> dict:
 
     rss_imports = peak_rss_mb()
     localizer = Localizer(args.models, providers=["CPUExecutionProvider"], intra_op_threads=args.threads,
-                          segmenter=args.segmenter, work_max_side=args.work_max_side)
+                          segmenter=args.segmenter, work_max_side=args.work_max_side, test_time_views=args.views)
     rss_models = peak_rss_mb()
     samples = []
     with tempfile.TemporaryDirectory() as out:
@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--segmenter", default="graph")
     parser.add_argument("--work-max-side", type=int, default=1024)
+    parser.add_argument("--views", default="hflip", help="test-time views (none, hflip, flips); hflip is the default")
     parser.add_argument("--photos", default="build/bench_photos", help="where the synthesized JPEGs are cached")
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
         command = [sys.executable, "-m", "bench.bench_pipeline", "--child", str(photo), "--models", args.models,
                    "--runs", str(runs), "--warmup", str(args.warmup if megapixels < 12 else 0),
                    "--threads", str(args.threads), "--segmenter", args.segmenter,
-                   "--work-max-side", str(args.work_max_side)]
+                   "--work-max-side", str(args.work_max_side), "--views", args.views]
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -153,10 +154,13 @@ def main(argv=None) -> int:
         "models": args.models,
         "model_config": _model_config(args.models),
         "segmenter": args.segmenter,
+        "test_time_views": args.views,
         "machine": machine(),
         "sizes": results,
     }
-    out = write_result(f"pipeline_{Path(args.models).name}", payload, args.out)
+    # results measured before test-time views existed ran one pass and keep their names
+    suffix = "" if args.views == "none" else f"_{args.views}"
+    out = write_result(f"pipeline_{Path(args.models).name}{suffix}", payload, args.out)
     print("wall time per stage (ms), total wall and CPU time (s), peak RSS:")
     print(table(["size", *[f"{k} ms" for k in STAGE_COLUMNS], "total s", "CPU s", "peak RSS MB"], rows))
     cpu_columns = ["decode", "sel", "wcbnet2", "wcbnet3", "wcbnet4", "segmenter", "similarity+enhancement", "encode"]

@@ -176,16 +176,21 @@ def load_optimizer(optimizer, variables, path: Path) -> None:
         variable.assign(value)
 
 
-def predict(model, sel: np.ndarray, labels: np.ndarray, run: dict, batch: int = 32) -> np.ndarray:
-    """Probabilities ``[N, n_variants]`` of a joint model."""
+def predict(model, sel: np.ndarray, labels: np.ndarray, run: dict, batch: int = 32,
+            views: Sequence[tuple[int, ...]] = ((),)) -> np.ndarray:
+    """Probabilities ``[N, n_variants]`` of a joint model: sigmoid of the mean logit over ``views``
+    (a value of ``wsloc_runtime.wcbnet.TEST_TIME_VIEWS``, averaged as the runtime does)."""
     from export.data import iterate_batches
 
     scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
     outputs = []
     for x, _ in iterate_batches(sel, labels, batch, scaling):
-        logits = model.predict_on_batch(x)
-        logits = logits if isinstance(logits, (list, tuple)) else [logits]
-        outputs.append(np.concatenate([np.asarray(z).reshape(-1, 1) for z in logits], axis=1))
+        per_view = []
+        for axes in views:
+            logits = model.predict_on_batch(np.ascontiguousarray(np.flip(x, axes)) if axes else x)
+            logits = logits if isinstance(logits, (list, tuple)) else [logits]
+            per_view.append(np.concatenate([np.asarray(z).reshape(-1, 1) for z in logits], axis=1))
+        outputs.append(np.mean(per_view, axis=0))
     z = np.concatenate(outputs, 0)
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
@@ -383,8 +388,11 @@ def train(args) -> Path:
 
 
 def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split: str = "test",
-                out_name: str = "test_metrics.json") -> dict:
+                out_name: str = "test_metrics.json", views: str = "none") -> dict:
     """Image-level metrics of ``best.weights.h5`` on one split of a synthesized set.
+
+    ``views`` names the test-time views (``wsloc_runtime.wcbnet.TEST_TIME_VIEWS``); "hflip"
+    gives the probabilities the runtime's default computes.
 
     Besides the overall numbers per variant, reports the AUC of the mean of the
     variants' probabilities per manipulation kind (that kind against all authentic
@@ -403,7 +411,9 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
     joint, _ = build_from_run(run)
     joint.load_weights(run_dir / "best.weights.h5")
     state = json.loads((run_dir / "state.json").read_text())
-    probabilities = predict(joint, sel, labels, run)
+    from wsloc_runtime.wcbnet import test_time_views  # onnxruntime: only where reports are made
+
+    probabilities = predict(joint, sel, labels, run, views=test_time_views(views))
     report = {f"wcbnet{s}": image_metrics(labels, probabilities[:, i]) for i, s in enumerate(run["cbam_scales"])}
     report["mean_auc"] = float(np.mean([report[f"wcbnet{s}"]["auc"] for s in run["cbam_scales"]]))
     with (synth / "manifest.csv").open(newline="") as handle:
@@ -418,13 +428,16 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
     report["breakdown_auc_of_mean_probability"] = {
         name: {"n": int(mask.sum()), "auc": roc_auc(labels[mask], mean_p[mask])} for name, mask in groups.items() if mask.sum()
     }
-    report = {"split": f"{split} of {synth} (held-out source photos)", "best_epoch": state.get("best_epoch"), **report}
+    report = {"split": f"{split} of {synth} (held-out source photos)", "best_epoch": state.get("best_epoch"),
+              "test_time_views": views, **report}
     (run_dir / out_name).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2), flush=True)
     return report
 
 
 def parse_args(argv: Sequence[str] | None = None):
+    from wsloc_runtime.wcbnet import TEST_TIME_VIEWS
+
     parser = argparse.ArgumentParser(description="Train WCBnet variants with image-level labels.")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--out", default=str(REPO_ROOT / "runs" / "cpu"), help="run directory (resumes if it exists)")
@@ -457,6 +470,8 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--report-only", metavar="SPLIT",
                         help="no training: metrics of --out's best weights on SPLIT of --synth-dir, to --report-name")
     parser.add_argument("--report-name", default="test_metrics.json")
+    parser.add_argument("--views", default="none", choices=list(TEST_TIME_VIEWS),
+                        help="--report-only: test-time views averaged (hflip = what the runtime does by default)")
     parser.add_argument("--init-weights", help="warm start: a .weights.h5 of a run with the same architecture")
     parser.add_argument("--imagenet-weights", default=None, help="'imagenet' or a weights file for the backbone")
     parser.add_argument("--seed", type=int, default=0)
@@ -473,7 +488,7 @@ def parse_args(argv: Sequence[str] | None = None):
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report_only:
-        test_report(Path(args.out), args.synth_dir, args.report_only, args.report_name)
+        test_report(Path(args.out), args.synth_dir, args.report_only, args.report_name, args.views)
     else:
         train(args)
 

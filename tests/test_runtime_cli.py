@@ -40,6 +40,10 @@ def test_localize_writes_four_outputs_and_reports_bad_input(tmp_path, contract_m
 def test_all_good_inputs_exit_zero(tmp_path, contract_models, splice):
     good = save_rgb(tmp_path / "a.png", splice[0])
     assert main(["-q", "localize", str(good), "--out", str(tmp_path / "o"), "--models", str(contract_models)]) == 0
+    assert json.loads((tmp_path / "o" / "a.json").read_text())["test_time_views"] == "hflip"  # the default
+    assert main(["-q", "localize", str(good), "--out", str(tmp_path / "one"), "--models", str(contract_models),
+                 "--views", "none"]) == 0
+    assert json.loads((tmp_path / "one" / "a.json").read_text())["test_time_views"] == "none"
 
 
 def test_an_unexpected_failure_becomes_a_row_error_and_writes_nothing(tmp_path, contract_models, splice,

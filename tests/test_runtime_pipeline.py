@@ -164,3 +164,53 @@ def test_models_sharing_an_input_size_keep_their_own_scaling(tmp_path, splice):
         own_input = model.prepare(resized_error_levels(splice[0], [model.config.input_size])[0])
         assert result.variant_probabilities[model.name] == pytest.approx(model.forward(own_input).probability, abs=1e-6)
     assert result.variant_probabilities["wcbnet2"] != pytest.approx(result.variant_probabilities["wcbnet3"], abs=1e-3)
+
+
+def test_test_time_views_map_each_cam_back_to_the_input_orientation(contract_models):
+    """The contract model is flip-equivariant (its CAM is pooled |SEL|, its logit a global mean),
+    so every view, flipped back, must reproduce the plain CAM and logit. A view left unflipped,
+    or flipped along the wrong axis, would mirror the bright patch and fail."""
+    from wsloc_runtime.cam import grad_cam
+    from wsloc_runtime.wcbnet import TEST_TIME_VIEWS
+
+    model = WCBnetModel(contract_models / "wcbnet2.onnx", ["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    tensor = rng.normal(0.0, 0.1, (1, *model.config.input_size, 3)).astype(np.float32)
+    tensor[:, 4:20, 8:24] += 2.0  # an off-centre patch: a mirrored CAM would not match
+    plain = model.forward(tensor)
+    plain_cam = grad_cam(plain.features, plain.gradient)
+    assert not np.allclose(plain_cam, plain_cam[:, ::-1]) and not np.allclose(plain_cam, plain_cam[::-1])
+    for name, views in TEST_TIME_VIEWS.items():
+        averaged = model.forward_views(tensor, views)
+        np.testing.assert_allclose(averaged.cam, plain_cam, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert averaged.logit == pytest.approx(plain.logit, abs=1e-5) and averaged.cam.dtype == np.float32
+
+
+def test_views_average_logits_and_back_flipped_cams(contract_models):
+    """The averaged answer is the mean of the views' logits and of their CAMs flipped back,
+    checked against the two passes done by hand."""
+    from wsloc_runtime.cam import grad_cam
+
+    model = WCBnetModel(contract_models / "wcbnet3.onnx", ["CPUExecutionProvider"])
+    tensor = np.zeros((1, *model.config.input_size, 3), np.float32)
+    tensor[:, 8:24, 0:16] = 1.0
+    mirrored = np.ascontiguousarray(tensor[:, :, ::-1])
+    both = model.forward_views(tensor, ((), (2,)))
+    first, second = model.forward(tensor), model.forward(mirrored)
+    assert both.logit == pytest.approx((first.logit + second.logit) / 2, abs=1e-6)
+    expected = (grad_cam(first.features, first.gradient) + grad_cam(second.features, second.gradient)[:, ::-1]) / 2
+    np.testing.assert_allclose(both.cam, expected, rtol=1e-6)
+
+
+def test_unknown_test_time_views_are_refused_with_the_valid_names(contract_models):
+    with pytest.raises(UnknownNameError, match="none, hflip, flips"):
+        Localizer(contract_models, providers=["CPUExecutionProvider"], test_time_views="rotate")
+
+
+def test_single_view_and_mirror_views_agree_on_an_equivariant_model(contract_models, splice):
+    one = Localizer(contract_models, providers=["CPUExecutionProvider"], test_time_views="none")
+    two = Localizer(contract_models, providers=["CPUExecutionProvider"], test_time_views="hflip")
+    plain, mirrored = one.localize(splice[0]), two.localize(splice[0])
+    assert plain.summary()["test_time_views"] == "none" and mirrored.summary()["test_time_views"] == "hflip"
+    assert mirrored.probability == pytest.approx(plain.probability, abs=1e-5)
+    np.testing.assert_allclose(mirrored.activation, plain.activation, atol=1e-4)

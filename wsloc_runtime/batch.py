@@ -37,7 +37,8 @@ RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
 CSV_COLUMNS = ("file", "stem", "probability", "is_manipulated", "mask_fraction", "seconds", "timings", "error")
 #: Settings a worker needs to rebuild the Localizer with :func:`wsloc_runtime.cli.localizer_from_args`.
-LOCALIZER_SETTINGS = ("models", "variants", "segmenter", "segmenter_models", "providers", "work_max_side", "threads")
+LOCALIZER_SETTINGS = ("models", "variants", "segmenter", "segmenter_models", "providers", "work_max_side", "threads",
+                      "views")
 
 
 class BatchSetupError(WslocError):

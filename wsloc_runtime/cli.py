@@ -15,6 +15,7 @@ from .imageio import describe_source, write_json_atomic, write_png_atomic
 from .pipeline import DEFAULT_VARIANTS, DEFAULT_WORK_MAX_SIDE, Localizer, LocalizationResult
 from .segmenters import segmenter_names
 from .viz import heatmap, mask_image, overlay
+from .wcbnet import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 log = logging.getLogger("wsloc")
 
@@ -31,6 +32,11 @@ def add_localizer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--providers", help="onnxruntime providers, comma-separated (default: CUDA if usable, else CPU)")
     group.add_argument("--work-max-side", type=int, default=DEFAULT_WORK_MAX_SIDE, help="working resolution")
     group.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    group.add_argument(
+        "--views", default=DEFAULT_TEST_TIME_VIEWS, choices=list(TEST_TIME_VIEWS),
+        help="test-time views averaged per variant: hflip = the photo and its mirror image (default), "
+             "none = one pass (half the network time), flips = four flips",
+    )
 
 
 def localizer_from_args(args: argparse.Namespace) -> Localizer:
@@ -48,6 +54,7 @@ def localizer_from_args(args: argparse.Namespace) -> Localizer:
         providers=providers,
         work_max_side=args.work_max_side,
         intra_op_threads=args.threads,
+        test_time_views=getattr(args, "views", None) or DEFAULT_TEST_TIME_VIEWS,
     )
 
 

@@ -3,8 +3,9 @@
 Every step of ``shared/design/method.md``:
 
 1. signed error levels at native resolution, area-resized to each variant's input;
-2. each WCBnet variant -> logit, F_c, dz/dF_c;
-3. Grad-CAM per variant, upsampled to the working size, geometric mean across variants;
+2. each WCBnet variant -> logit, F_c, dz/dF_c (on each test-time view: the input and its
+   mirror image by default);
+3. Grad-CAM per variant (views averaged after flipping back), upsampled to the working size, geometric mean across variants;
 4. regions from a segmenter;
 5. the region whose distance-weighted activation is highest;
 6. Bayesian enhancement of the fused map by that region; mask = posterior >= 0.5.
@@ -27,14 +28,15 @@ import cv2
 import numpy as np
 
 from . import __version__
-from .cam import DEFAULT_FUSION_EPSILON, geometric_mean_fusion, grad_cam, upsample_map
+from .cam import DEFAULT_FUSION_EPSILON, geometric_mean_fusion, upsample_map
 from .errors import ModelContractError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .models import resolve_model
 from .regions import Regions, bayesian_enhancement, select_region
 from .sel import resized_error_levels
 from .segmenters import Segmenter, create_segmenter
-from .wcbnet import WCBnetModel
+from .wcbnet import DEFAULT_TEST_TIME_VIEWS, WCBnetModel
+from .wcbnet import test_time_views as resolve_test_time_views
 
 #: Block scales of the paper's three variants, and the file each is shipped as.
 DEFAULT_VARIANTS = (2, 3, 4)
@@ -75,6 +77,7 @@ class LocalizationResult:
         is_manipulated: ``probability >= decision_threshold``.
         variant_probabilities: P(manipulated) of each variant, by model name.
         variant_maps: Grad-CAM A_i of each variant, by model name.
+        test_time_views: name of the test-time views averaged (see ``wcbnet.TEST_TIME_VIEWS``).
         activation: A, the geometric mean of the variant maps.
         regions: the segmenter's candidate regions.
         region_index: i*, the chosen region (-1 when the segmenter found none).
@@ -105,6 +108,7 @@ class LocalizationResult:
     image: np.ndarray
     original_size: tuple[int, int]
     segmenter: str
+    test_time_views: str = DEFAULT_TEST_TIME_VIEWS
     timings: dict[str, float] = field(default_factory=dict)
     providers: dict[str, list[str]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
@@ -145,6 +149,7 @@ class LocalizationResult:
             "is_manipulated": bool(self.is_manipulated),
             "decision_threshold": self.decision_threshold,
             "variant_probabilities": {k: round(float(v), 6) for k, v in self.variant_probabilities.items()},
+            "test_time_views": self.test_time_views,
             "segmenter": self.segmenter,
             "region_count": len(self.regions),
             "region_index": int(self.region_index),
@@ -173,6 +178,9 @@ class Localizer:
         fusion_epsilon: floor of the geometric-mean fusion.
         intra_op_threads: onnxruntime threads per session (0 = onnxruntime's default).
         max_pixels: larger inputs are refused with :class:`InvalidImageError`.
+        test_time_views: ``"hflip"`` (default: the input and its mirror image), ``"none"``
+            (one pass, half the network time) or ``"flips"`` (four views); see
+            ``wsloc_runtime.wcbnet.TEST_TIME_VIEWS``.
     """
 
     def __init__(
@@ -187,7 +195,10 @@ class Localizer:
         fusion_epsilon: float = DEFAULT_FUSION_EPSILON,
         intra_op_threads: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        test_time_views: str = DEFAULT_TEST_TIME_VIEWS,
     ) -> None:
+        self.views = resolve_test_time_views(test_time_views)  # fails early on an unknown name
+        self.test_time_views = test_time_views
         if work_max_side < 64:
             raise ValueError(f"work_max_side must be at least 64, got {work_max_side}")
         if model_paths is not None:
@@ -235,7 +246,7 @@ class Localizer:
         """P(manipulated) only: the variants' mean probability, without maps or regions."""
         rgb = load_image(image, self.max_pixels)
         inputs = self._network_inputs(rgb, extra_sizes=[])[0]
-        return float(np.mean([m.forward(inputs[m.name]).probability for m in self.models]))
+        return float(np.mean([m.forward_views(inputs[m.name], self.views).probability for m in self.models]))
 
     def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]]):
         """Each model's input tensor, by model name (models may scale SEL differently even at one
@@ -282,10 +293,10 @@ class Localizer:
         maps: dict[str, np.ndarray] = {}
         for position, model in enumerate(self.models):
             report(0.2 + 0.4 * position / len(self.models), model.name)
-            output = model.forward(inputs[model.name])
+            output = model.forward_views(inputs[model.name], self.views)
             lap(model.name)
             probabilities[model.name] = output.probability
-            maps[model.name] = upsample_map(grad_cam(output.features, output.gradient), work)
+            maps[model.name] = upsample_map(output.cam, work)
             lap(f"cam_{model.name}")
         activation = geometric_mean_fusion(list(maps.values()), self.fusion_epsilon)
         lap("fusion")
@@ -320,6 +331,7 @@ class Localizer:
             image=image_work,
             original_size=original_size,
             segmenter=self.segmenter.name,
+            test_time_views=self.test_time_views,
             timings=timings,
             providers=self.providers,
             models={m.name: f"{m.path.name} ({m.config.backbone}, {m.config.model_version})" for m in self.models},
