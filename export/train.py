@@ -388,8 +388,8 @@ def train(args) -> Path:
 
 
 def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split: str = "test",
-                out_name: str = "test_metrics.json", views: str = "none") -> dict:
-    """Image-level metrics of ``best.weights.h5`` on one split of a synthesized set.
+                out_name: str = "test_metrics.json", views: str = "none", weights: str = "best") -> dict:
+    """Image-level metrics of ``best.weights.h5`` (or ``last``) on one split of a synthesized set.
 
     ``views`` names the test-time views (``wsloc_runtime.wcbnet.TEST_TIME_VIEWS``); "hflip"
     gives the probabilities the runtime's default computes.
@@ -409,7 +409,7 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
     records = read_manifest(synth / "manifest.csv", split)
     sel, labels = build_sel_cache(records, sel_cache_path(synth, split, run), size, run["sel_jpeg_quality"])
     joint, _ = build_from_run(run)
-    joint.load_weights(run_dir / "best.weights.h5")
+    joint.load_weights(run_dir / f"{weights}.weights.h5")
     state = json.loads((run_dir / "state.json").read_text())
     from wsloc_runtime.wcbnet import test_time_views  # onnxruntime: only where reports are made
 
@@ -428,8 +428,9 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
     report["breakdown_auc_of_mean_probability"] = {
         name: {"n": int(mask.sum()), "auc": roc_auc(labels[mask], mean_p[mask])} for name, mask in groups.items() if mask.sum()
     }
-    report = {"split": f"{split} of {synth} (held-out source photos)", "best_epoch": state.get("best_epoch"),
-              "test_time_views": views, **report}
+    epoch = state.get("best_epoch") if weights == "best" else state.get("epoch")
+    report = {"split": f"{split} of {synth} (held-out source photos)", "weights": weights, "epoch": epoch,
+              "best_epoch": state.get("best_epoch"), "test_time_views": views, **report}
     (run_dir / out_name).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2), flush=True)
     return report
@@ -470,6 +471,8 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--report-only", metavar="SPLIT",
                         help="no training: metrics of --out's best weights on SPLIT of --synth-dir, to --report-name")
     parser.add_argument("--report-name", default="test_metrics.json")
+    parser.add_argument("--weights", default="best", choices=["best", "last"],
+                        help="--report-only: which checkpoint of --out to measure")
     parser.add_argument("--views", default="none", choices=list(TEST_TIME_VIEWS),
                         help="--report-only: test-time views averaged (hflip = what the runtime does by default)")
     parser.add_argument("--init-weights", help="warm start: a .weights.h5 of a run with the same architecture")
@@ -488,7 +491,7 @@ def parse_args(argv: Sequence[str] | None = None):
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report_only:
-        test_report(Path(args.out), args.synth_dir, args.report_only, args.report_name, args.views)
+        test_report(Path(args.out), args.synth_dir, args.report_only, args.report_name, args.views, args.weights)
     else:
         train(args)
 

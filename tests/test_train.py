@@ -152,3 +152,41 @@ def test_torch_backend_training_with_budget_converts_to_matching_onnx(tmp_path):
     x = np.random.default_rng(5).normal(size=(3, 64, 64, 3)).astype(np.float32)
     onnx_logits = [session.run(["logit"], {"sel": x[i:i + 1]})[0].item() for i in range(3)]
     np.testing.assert_allclose(onnx_logits, torch_logits[:, 1], atol=1e-4 * max(1.0, float(np.abs(torch_logits).max())))
+
+
+VIEWS_PREDICT = textwrap.dedent(
+    """
+    import numpy as np
+    import keras
+    from export.data import iterate_batches
+    from export.train import predict
+    from wsloc_runtime.wcbnet import TEST_TIME_VIEWS
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)  # keeps positions, so a flipped input gives another logit
+    model = keras.Model(inputs, [keras.layers.Dense(1)(x), keras.layers.Dense(1)(x)])
+    rng = np.random.default_rng(1)
+    sel = rng.normal(0, 5, size=(10, 16, 16, 3)).astype(np.float16)
+    labels = (rng.random(10) > 0.5).astype(np.float32)
+    run = {"sel_scaling": "std", "sel_scale": 1.0, "sel_clip": 8.0}
+    scaled = np.concatenate([b for b, _ in iterate_batches(sel, labels, 4, ("std", 1.0, 8.0))])
+    def logits(batch):
+        return np.concatenate([np.asarray(z).reshape(-1, 1) for z in model.predict_on_batch(batch)], axis=1)
+    plain, mirrored = logits(scaled), logits(np.ascontiguousarray(scaled[:, :, ::-1]))
+    assert not np.allclose(plain, mirrored)
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(predict(model, sel, labels, run, batch=4), sigmoid(plain), rtol=1e-5)
+    np.testing.assert_allclose(predict(model, sel, labels, run, batch=4, views=TEST_TIME_VIEWS["hflip"]),
+                               sigmoid((plain + mirrored) / 2), rtol=1e-5)
+    print("views ok")
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
+def test_report_views_average_logits_like_the_runtime(tmp_path):
+    """export.train --report-only --views hflip must average the logits of the input and its mirror
+    image, as WCBnetModel.forward_views does, so its AUCs are the runtime's."""
+    assert "views ok" in _python(["-c", VIEWS_PREDICT], "tensorflow", tmp_path).stdout
