@@ -51,14 +51,14 @@ def make_photos(folder: Path, count: int, width: int, height: int) -> list[str]:
     return paths
 
 
-def measure(paths: list[str], models: str, workers: int, threads: int) -> dict:
+def measure(paths: list[str], models: str, workers: int, threads: int, views: str = "hflip") -> dict:
     import argparse as ap
 
     from wsloc_runtime.batch import _local_rows, worker_threads
     from wsloc_runtime.cli import output_stems
 
     settings = ap.Namespace(models=models, variants="2,3,4", segmenter="graph", segmenter_models=None,
-                            providers="CPUExecutionProvider", work_max_side=1024, threads=threads)
+                            providers="CPUExecutionProvider", work_max_side=1024, threads=threads, views=views)
     with tempfile.TemporaryDirectory() as out:
         # CPU of this process (1 worker runs here) plus that of reaped worker processes.
         cpu_start = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime \
@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="1152x864", help="photo size WxH (default 1 MP)")
     parser.add_argument("--configs", default="1x0,1x1,2x1",
                         help="WORKERSxTHREADS, comma-separated (threads 0 = onnxruntime default)")
+    parser.add_argument("--views", default="hflip", help="test-time views (none, hflip, flips); hflip is the default")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.models is None:
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
         results = []
         for config in args.configs.split(","):
             workers, threads = (int(v) for v in config.split("x"))
-            result = measure(paths, str(Path(args.models).resolve()), workers, threads)
+            result = measure(paths, str(Path(args.models).resolve()), workers, threads, args.views)
             print(f"{config}: {result['images_per_s']:.2f} img/s", file=sys.stderr)
             results.append(result)
     base = next((r["images_per_s"] for r in results if r["workers"] == 1 and r["threads_per_worker"] == 0),
@@ -110,10 +111,13 @@ def main(argv=None) -> int:
         "command": "python -m bench.bench_batch " + " ".join(argv if argv is not None else sys.argv[1:]),
         "models": args.models,
         "photo_size": [width, height],
+        "test_time_views": args.views,
         "machine": machine(),
         "results": results,
     }
-    out = write_result(f"batch_{Path(args.models).name}", payload, args.out)
+    # results measured before test-time views existed ran one pass and keep their names
+    suffix = "" if args.views == "none" else f"_{args.views}"
+    out = write_result(f"batch_{Path(args.models).name}{suffix}", payload, args.out)
     rows = [[r["workers"], r["threads_per_worker"] or "default", r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x",
              r["end_to_end_images_per_s"], r["total_s"], r["cpu_s_per_image"]] for r in results]
     print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "img/s (incl. start-up)", "total s",
