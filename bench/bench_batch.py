@@ -25,7 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.common import KODAK_PHOTO, machine, source_photo, table, write_result
+from bench.common import KODAK_PHOTO, machine, result_name, source_photo, table, write_result
+from wsloc_runtime.views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def make_photos(folder: Path, count: int, width: int, height: int) -> list[str]:
     return paths
 
 
-def measure(paths: list[str], models: str, workers: int, threads: int, views: str = "hflip") -> dict:
+def measure(paths: list[str], models: str, workers: int, threads: int, views: str = DEFAULT_TEST_TIME_VIEWS) -> dict:
     import argparse as ap
 
     from wsloc_runtime.batch import _local_rows, worker_threads
@@ -86,7 +87,8 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="1152x864", help="photo size WxH (default 1 MP)")
     parser.add_argument("--configs", default="1x0,1x1,2x1",
                         help="WORKERSxTHREADS, comma-separated (threads 0 = onnxruntime default)")
-    parser.add_argument("--views", default="hflip", help="test-time views (none, hflip, flips); hflip is the default")
+    parser.add_argument("--views", default=DEFAULT_TEST_TIME_VIEWS, choices=list(TEST_TIME_VIEWS),
+                        help="test-time views averaged per model (default: the runtime's)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.models is None:
@@ -115,9 +117,7 @@ def main(argv=None) -> int:
         "machine": machine(),
         "results": results,
     }
-    # results measured before test-time views existed ran one pass and keep their names
-    suffix = "" if args.views == "none" else f"_{args.views}"
-    out = write_result(f"batch_{Path(args.models).name}{suffix}", payload, args.out)
+    out = write_result(result_name("batch", args.models, args.views), payload, args.out)
     rows = [[r["workers"], r["threads_per_worker"] or "default", r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x",
              r["end_to_end_images_per_s"], r["total_s"], r["cpu_s_per_image"]] for r in results]
     print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "img/s (incl. start-up)", "total s",

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import PHOTO_SIZES, machine, synth_photo_jpeg, table, write_result
+from bench.common import PHOTO_SIZES, machine, result_name, synth_photo_jpeg, table, write_result
+from wsloc_runtime.views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_COLUMNS = ["decode", "sel", "wcbnet2", "wcbnet3", "wcbnet4", "cam", "segmenter", "similarity",
@@ -111,7 +112,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--segmenter", default="graph")
     parser.add_argument("--work-max-side", type=int, default=1024)
-    parser.add_argument("--views", default="hflip", help="test-time views (none, hflip, flips); hflip is the default")
+    parser.add_argument("--views", default=DEFAULT_TEST_TIME_VIEWS, choices=list(TEST_TIME_VIEWS),
+                        help="test-time views averaged per model (default: the runtime's)")
     parser.add_argument("--photos", default="build/bench_photos", help="where the synthesized JPEGs are cached")
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -158,9 +160,7 @@ def main(argv=None) -> int:
         "machine": machine(),
         "sizes": results,
     }
-    # results measured before test-time views existed ran one pass and keep their names
-    suffix = "" if args.views == "none" else f"_{args.views}"
-    out = write_result(f"pipeline_{Path(args.models).name}{suffix}", payload, args.out)
+    out = write_result(result_name("pipeline", args.models, args.views), payload, args.out)
     print("wall time per stage (ms), total wall and CPU time (s), peak RSS:")
     print(table(["size", *[f"{k} ms" for k in STAGE_COLUMNS], "total s", "CPU s", "peak RSS MB"], rows))
     cpu_columns = ["decode", "sel", "wcbnet2", "wcbnet3", "wcbnet4", "segmenter", "similarity+enhancement", "encode"]

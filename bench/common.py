@@ -61,6 +61,13 @@ def _cell(value) -> str:
     return str(value)
 
 
+def result_name(kind: str, models: str | os.PathLike, views: str) -> str:
+    """``<kind>_<models folder>[_<views>]``: results measured before test-time views existed
+    ran one pass and keep their names, so ``none`` adds no suffix."""
+    suffix = "" if views == "none" else f"_{views}"
+    return f"{kind}_{Path(models).name}{suffix}"
+
+
 def write_result(name: str, payload: dict, out: str | os.PathLike | None = None) -> Path:
     path = Path(out) if out else RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

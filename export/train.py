@@ -43,6 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
+from wsloc_runtime.views import TEST_TIME_VIEWS, test_time_views, view_input
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 PRESETS: dict[str, dict] = {
@@ -179,7 +181,7 @@ def load_optimizer(optimizer, variables, path: Path) -> None:
 def predict(model, sel: np.ndarray, labels: np.ndarray, run: dict, batch: int = 32,
             views: Sequence[tuple[int, ...]] = ((),)) -> np.ndarray:
     """Probabilities ``[N, n_variants]`` of a joint model: sigmoid of the mean logit over ``views``
-    (a value of ``wsloc_runtime.wcbnet.TEST_TIME_VIEWS``, averaged as the runtime does)."""
+    (a value of ``wsloc_runtime.views.TEST_TIME_VIEWS``, averaged as the runtime does)."""
     from export.data import iterate_batches
 
     scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
@@ -187,7 +189,7 @@ def predict(model, sel: np.ndarray, labels: np.ndarray, run: dict, batch: int = 
     for x, _ in iterate_batches(sel, labels, batch, scaling):
         per_view = []
         for axes in views:
-            logits = model.predict_on_batch(np.ascontiguousarray(np.flip(x, axes)) if axes else x)
+            logits = model.predict_on_batch(view_input(x, axes))
             logits = logits if isinstance(logits, (list, tuple)) else [logits]
             per_view.append(np.concatenate([np.asarray(z).reshape(-1, 1) for z in logits], axis=1))
         outputs.append(np.mean(per_view, axis=0))
@@ -391,7 +393,7 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
                 out_name: str = "test_metrics.json", views: str = "none", weights: str = "best") -> dict:
     """Image-level metrics of ``best.weights.h5`` (or ``last``) on one split of a synthesized set.
 
-    ``views`` names the test-time views (``wsloc_runtime.wcbnet.TEST_TIME_VIEWS``); "hflip"
+    ``views`` names the test-time views (``wsloc_runtime.views.TEST_TIME_VIEWS``); "hflip"
     gives the probabilities the runtime's default computes.
 
     Besides the overall numbers per variant, reports the AUC of the mean of the
@@ -411,8 +413,6 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
     joint, _ = build_from_run(run)
     joint.load_weights(run_dir / f"{weights}.weights.h5")
     state = json.loads((run_dir / "state.json").read_text())
-    from wsloc_runtime.wcbnet import test_time_views  # onnxruntime: only where reports are made
-
     probabilities = predict(joint, sel, labels, run, views=test_time_views(views))
     report = {f"wcbnet{s}": image_metrics(labels, probabilities[:, i]) for i, s in enumerate(run["cbam_scales"])}
     report["mean_auc"] = float(np.mean([report[f"wcbnet{s}"]["auc"] for s in run["cbam_scales"]]))
@@ -437,8 +437,6 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
 
 
 def parse_args(argv: Sequence[str] | None = None):
-    from wsloc_runtime.wcbnet import TEST_TIME_VIEWS
-
     parser = argparse.ArgumentParser(description="Train WCBnet variants with image-level labels.")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--out", default=str(REPO_ROOT / "runs" / "cpu"), help="run directory (resumes if it exists)")

@@ -171,7 +171,7 @@ def test_test_time_views_map_each_cam_back_to_the_input_orientation(contract_mod
     so every view, flipped back, must reproduce the plain CAM and logit. A view left unflipped,
     or flipped along the wrong axis, would mirror the bright patch and fail."""
     from wsloc_runtime.cam import grad_cam
-    from wsloc_runtime.wcbnet import TEST_TIME_VIEWS
+    from wsloc_runtime.views import TEST_TIME_VIEWS
 
     model = WCBnetModel(contract_models / "wcbnet2.onnx", ["CPUExecutionProvider"])
     rng = np.random.default_rng(0)

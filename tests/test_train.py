@@ -160,7 +160,7 @@ VIEWS_PREDICT = textwrap.dedent(
     import keras
     from export.data import iterate_batches
     from export.train import predict
-    from wsloc_runtime.wcbnet import TEST_TIME_VIEWS
+    from wsloc_runtime.views import TEST_TIME_VIEWS
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 3))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .errors import WslocError
+from .views import DEFAULT_TEST_TIME_VIEWS
 
 #: Suffixes a folder scan treats as images (a corrupt file with one of them is a failure, not skipped).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".jp2", ".ppm", ".pgm"}
@@ -280,6 +281,7 @@ def run_batch(
         stale.unlink(missing_ok=True)
     settings = argparse.Namespace(**{k: getattr(settings, k, None) for k in LOCALIZER_SETTINGS})
     settings.threads = settings.threads or 0
+    settings.views = settings.views or DEFAULT_TEST_TIME_VIEWS
     if settings.models:  # workers may run elsewhere (Ray) or in another folder
         settings.models = str(Path(settings.models).resolve())
     stems = output_stems(inputs)

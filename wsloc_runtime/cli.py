@@ -15,7 +15,7 @@ from .imageio import describe_source, write_json_atomic, write_png_atomic
 from .pipeline import DEFAULT_VARIANTS, DEFAULT_WORK_MAX_SIDE, Localizer, LocalizationResult
 from .segmenters import segmenter_names
 from .viz import heatmap, mask_image, overlay
-from .wcbnet import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
+from .views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 log = logging.getLogger("wsloc")
 
@@ -54,7 +54,7 @@ def localizer_from_args(args: argparse.Namespace) -> Localizer:
         providers=providers,
         work_max_side=args.work_max_side,
         intra_op_threads=args.threads,
-        test_time_views=getattr(args, "views", None) or DEFAULT_TEST_TIME_VIEWS,
+        test_time_views=args.views,
     )
 
 

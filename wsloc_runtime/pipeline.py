@@ -35,8 +35,9 @@ from .models import resolve_model
 from .regions import Regions, bayesian_enhancement, select_region
 from .sel import resized_error_levels
 from .segmenters import Segmenter, create_segmenter
-from .wcbnet import DEFAULT_TEST_TIME_VIEWS, WCBnetModel
-from .wcbnet import test_time_views as resolve_test_time_views
+from .views import DEFAULT_TEST_TIME_VIEWS
+from .views import test_time_views as resolve_test_time_views
+from .wcbnet import WCBnetModel
 
 #: Block scales of the paper's three variants, and the file each is shipped as.
 DEFAULT_VARIANTS = (2, 3, 4)
@@ -77,7 +78,7 @@ class LocalizationResult:
         is_manipulated: ``probability >= decision_threshold``.
         variant_probabilities: P(manipulated) of each variant, by model name.
         variant_maps: Grad-CAM A_i of each variant, by model name.
-        test_time_views: name of the test-time views averaged (see ``wcbnet.TEST_TIME_VIEWS``).
+        test_time_views: name of the test-time views averaged (see ``views.TEST_TIME_VIEWS``).
         activation: A, the geometric mean of the variant maps.
         regions: the segmenter's candidate regions.
         region_index: i*, the chosen region (-1 when the segmenter found none).
@@ -180,7 +181,7 @@ class Localizer:
         max_pixels: larger inputs are refused with :class:`InvalidImageError`.
         test_time_views: ``"hflip"`` (default: the input and its mirror image), ``"none"``
             (one pass, half the network time) or ``"flips"`` (four views); see
-            ``wsloc_runtime.wcbnet.TEST_TIME_VIEWS``.
+            ``wsloc_runtime.views.TEST_TIME_VIEWS``.
     """
 
     def __init__(

@@ -10,9 +10,10 @@ import numpy as np
 
 from .cam import grad_cam
 from .config import METADATA_KEY, WCBnetConfig
-from .errors import ModelContractError, UnknownNameError
+from .errors import ModelContractError
 from .sel import scale_error_levels
 from .session import OnnxModel
+from .views import map_to_input, view_input
 
 
 @dataclass
@@ -30,26 +31,6 @@ class WCBnetOutput:
     probability: float
     features: np.ndarray
     gradient: np.ndarray
-
-
-#: Test-time views by name. A view is the tuple of axes of the ``[1, H, W, 3]`` input that are
-#: flipped before the forward pass (2 = left-right, 1 = up-down); its Grad-CAM is flipped back.
-#: "hflip" is the default: a mirrored photo is still a natural photo, and averaging the two views
-#: raised held-out synthesized AUC and real-forgery localization of the shipped models (model card,
-#: "Test-time views"), for twice the network time. Up-down flips make upside-down photos.
-TEST_TIME_VIEWS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "none": ((),),
-    "hflip": ((), (2,)),
-    "flips": ((), (2,), (1,), (1, 2)),
-}
-DEFAULT_TEST_TIME_VIEWS = "hflip"
-
-
-def test_time_views(name: str) -> tuple[tuple[int, ...], ...]:
-    """The views registered under ``name``; raises UnknownNameError listing the valid names."""
-    if name not in TEST_TIME_VIEWS:
-        raise UnknownNameError(f"unknown test-time views {name!r}; choose one of: {', '.join(TEST_TIME_VIEWS)}")
-    return TEST_TIME_VIEWS[name]
 
 
 @dataclass
@@ -115,17 +96,15 @@ class WCBnetModel(OnnxModel):
     def forward_views(self, input_tensor: np.ndarray, views: Sequence[tuple[int, ...]]) -> ViewsOutput:
         """Run every view of ``input_tensor`` (``[1, H, W, 3]`` from :meth:`prepare`) and average.
 
-        ``views`` is a value of :data:`TEST_TIME_VIEWS`; ``((),)`` is one plain forward pass.
+        ``views`` is a value of :data:`wsloc_runtime.views.TEST_TIME_VIEWS`; ``((),)`` is one plain
+        forward pass.
         """
         if not views:
             raise ValueError("views must name at least one view, e.g. ((),) for the input as it is")
         logits, cams = [], []
         for axes in views:
-            tensor = np.ascontiguousarray(np.flip(input_tensor, axes)) if axes else input_tensor
-            output = self.forward(tensor)
-            cam = grad_cam(output.features, output.gradient)
-            # the CAM is (h, w): input axis 1 (rows) is CAM axis 0, input axis 2 is CAM axis 1
-            cams.append(np.flip(cam, tuple(axis - 1 for axis in axes)) if axes else cam)
+            output = self.forward(view_input(input_tensor, axes))
+            cams.append(map_to_input(grad_cam(output.features, output.gradient), axes))
             logits.append(output.logit)
         z = float(np.mean(logits))
         return ViewsOutput(z, sigmoid(z), np.mean(cams, axis=0).astype(np.float32))
