@@ -4,7 +4,8 @@ A model file is looked for, in order:
 
 1. an explicit path (a file, or a directory holding the file);
 2. the directory in ``$WSLOC_MODELS``;
-3. the repository's bundled ``assets/models/``;
+3. the bundled default models: ``wsloc_runtime/bundled_models/`` in an installed wheel,
+   ``assets/models/`` in a checkout (the same files: pyproject.toml maps one onto the other);
 4. a Hugging Face Hub repository (``$WSLOC_HF_REPO`` or ``hub_repo``, pinned by
    ``$WSLOC_HF_REVISION`` or ``revision``), through ``huggingface_hub.hf_hub_download``,
    which honours ``HF_HUB_OFFLINE=1``.
@@ -24,7 +25,17 @@ from .errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
-BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _bundled_models_dir() -> Path:
+    installed = _PACKAGE_DIR / "bundled_models"
+    # A checkout (or an editable install, which imports from it) has no bundled_models/ folder:
+    # pyproject.toml copies assets/models/ there only when it builds a wheel.
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "assets" / "models"
+
+
+BUNDLED_MODELS = _bundled_models_dir()
 CHECKSUM_FILE = "SHA256SUMS"
 DEFAULT_HF_REVISION = "main"
 
