@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import cv2
+import psutil
 import pytest
 from skimage import data
 
@@ -66,37 +67,59 @@ def good_stems() -> set[str]:
     return {f"photo{index:02d}" for index in range(GOOD)}
 
 
+def wait_for_outputs(run: subprocess.Popen, out: Path, count: int) -> None:
+    deadline = time.monotonic() + 300  # generous: the host may be busy; this is not a timing assertion
+    while len(list(out.glob("photo*.json"))) < count:
+        assert run.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no outputs appeared"
+        time.sleep(0.02)
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running; a zombie has ended (nobody may reap it once its parent is gone)."""
+    living = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                living.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return living
+
+
+def assert_rerun_finishes_each_image_once(photos: Path, out: Path, models: Path, before: dict[str, int]) -> None:
+    """A plain rerun after an interrupted one: redoes none of ``before`` and finishes every other image."""
+    rerun = subprocess.run(batch_command(photos, out, models), cwd=REPO, env=environment(),
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1, rerun.stderr  # one input is corrupt
+    assert "corrupt.jpg" in rerun.stderr.split("failed:")[-1]
+    summary = rerun.stderr.strip().splitlines()[-1]
+    assert f"{GOOD - len(before)} analysed in this run, {len(before)} skipped as done before, 1 failed" in summary
+    after = json_stamps(out)
+    assert {name: after[name] for name in before} == before
+    assert {Path(name).stem for name in after} == good_stems()
+    assert not list(out.glob(".*.part"))
+    rows = read_csv(out / "results.csv")
+    assert [row["stem"] for row in rows] == sorted(good_stems() | {"corrupt"})
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [line["stem"] for line in lines] == [row["stem"] for row in rows]
+
+
 def test_killed_batch_resumes_and_finishes_every_image_once(photos, models, tmp_path):
     out = tmp_path / "out"
     first = subprocess.Popen(batch_command(photos, out, models), cwd=REPO, env=environment(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300  # generous: the host may be busy; this is not a timing assertion
-    while len(list(out.glob("photo*.json"))) < 3:
-        assert first.poll() is None, "the first run ended before it could be interrupted"
-        assert time.monotonic() < deadline, "no outputs appeared"
-        time.sleep(0.02)
+    wait_for_outputs(first, out, 3)
     first.send_signal(signal.SIGKILL)
     first.wait()
     before = json_stamps(out)
     assert 3 <= len(before) < GOOD, "the kill must land half-way for this test to mean anything"
 
-    second = subprocess.run(batch_command(photos, out, models), cwd=REPO, env=environment(),
-                            capture_output=True, text=True, timeout=600)
-    assert second.returncode == 1, second.stderr  # one input is corrupt
-    assert "corrupt.jpg" in second.stderr.split("failed:")[-1]
-
-    after = json_stamps(out)
-    # Images finished before the kill were not redone; every good image has all its outputs.
-    assert {name: after[name] for name in before} == before
-    assert {Path(name).stem for name in after} == good_stems()
+    assert_rerun_finishes_each_image_once(photos, out, models, before)
     for stem in good_stems():
         for suffix in ("_heatmap.png", "_mask.png", "_overlay.png"):
             assert cv2.imread(str(out / f"{stem}{suffix}")) is not None
-    assert not list(out.glob(".*.part"))
-
-    rows = read_csv(out / "results.csv")
-    assert [row["stem"] for row in rows] == sorted(good_stems() | {"corrupt"})  # one row per input, in order
-    by_stem = {row["stem"]: row for row in rows}
+    by_stem = {row["stem"]: row for row in read_csv(out / "results.csv")}
     assert "not a readable image" in by_stem["corrupt"]["error"]
     for stem in good_stems():
         row = by_stem[stem]
@@ -106,8 +129,42 @@ def test_killed_batch_resumes_and_finishes_every_image_once(photos, models, tmp_
         assert 0.0 <= float(row["mask_fraction"]) <= 1.0
         payload = json.loads((out / f"{stem}.json").read_text())
         assert float(row["probability"]) == pytest.approx(payload["probability"])
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert [line["stem"] for line in lines] == [row["stem"] for row in rows]
+        assert row["verdict"] == payload["verdict"]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_no_worker_outlives_a_stopped_two_worker_batch(photos, models, tmp_path, stop):
+    """However the batch's process ends, its worker processes and multiprocessing's resource
+    tracker end with it (a SIGKILL leaves it no chance to stop them itself); SIGTERM also keeps
+    what finished, says how far it got and exits with 128 + 15."""
+    out = tmp_path / "out"
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        first = subprocess.Popen(batch_command(photos, out, models, "--workers", "2"), cwd=REPO,
+                                 env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
+    wait_for_outputs(first, out, 2)
+    helpers = psutil.Process(first.pid).children(recursive=True)
+    assert len(helpers) >= 2  # two workers (and the resource tracker)
+    first.send_signal(stop)
+    code = first.wait(timeout=120)
+
+    deadline = time.monotonic() + 10
+    while alive(helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [" ".join(process.cmdline())[-80:] for process in alive(helpers)]
+    for process in alive(helpers):  # do not leave them to slow down the rest of the suite
+        process.kill()
+    assert not survivors
+
+    if stop == signal.SIGTERM:
+        assert code == 128 + signal.SIGTERM
+        summary = log.read_text().strip().splitlines()[-1]
+        assert summary.startswith("stopped by SIGTERM after ") and "run the same command again" in summary
+        finished = {row["stem"] for row in read_csv(out / "results.csv") if not row["error"]}
+        assert finished == {Path(name).stem for name in json_stamps(out)}  # the table was rewritten
+    before = json_stamps(out)
+    assert 2 <= len(before) < GOOD, "the stop must land half-way for this test to mean anything"
+    assert_rerun_finishes_each_image_once(photos, out, models, before)
 
 
 def test_rerun_of_finished_batch_redoes_nothing_and_rebuilds_lost_table(photos, models, tmp_path):

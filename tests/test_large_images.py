@@ -99,3 +99,29 @@ def test_photo_above_the_pixel_limit_is_refused_with_its_size():
     assert 12000 * 9000 <= DEFAULT_MAX_PIXELS  # a 108-MP photo is accepted (about 1.6 GB peak, see docs)
     with pytest.raises(InvalidImageError, match=r"12000x11000 = 132\.0 MP; the limit is 120 MP"):
         load_image(jpeg_claiming_size(12000, 11000))
+
+
+def test_cli_limit_comes_before_pillow_and_its_warning_never_reaches_the_user(tmp_path):
+    """Each header is refused by wsloc's own check, with its size and the limit set on the command
+    line, without Pillow's DecompressionBombWarning (Pillow warns above 89 MP) on stderr."""
+    headers = {"ninety.jpg": (10000, 9000), "large.jpg": (12000, 11000), "beyond_pillow.jpg": (15000, 15000)}
+    for name, size in headers.items():
+        (tmp_path / name).write_bytes(jpeg_claiming_size(*size))
+    models = build_contract_model_set(tmp_path / "models")
+    env = dict(os.environ, WSLOC_PROVIDERS="CPUExecutionProvider",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(
+        [sys.executable, "-m", "wsloc_runtime", "-q", "localize", *(str(tmp_path / name) for name in headers),
+         "--out", str(tmp_path / "out"), "--models", str(models), "--max-megapixels", "50"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 1
+    assert "ninety.jpg: image is 10000x9000 = 90.0 MP; the limit is 50 MP" in done.stderr
+    assert "large.jpg: image is 12000x11000 = 132.0 MP; the limit is 50 MP" in done.stderr
+    assert "beyond_pillow.jpg: image is over 179 MP; the limit is 50 MP" in done.stderr
+    assert "DecompressionBomb" not in done.stderr and "warn" not in done.stderr.lower(), done.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+    usage = subprocess.run([sys.executable, "-m", "wsloc_runtime", "localize", "--help"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert "--max-megapixels" in usage.stdout and "default 120" in " ".join(usage.stdout.split())

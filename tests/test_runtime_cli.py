@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -64,6 +65,49 @@ def test_an_unexpected_failure_becomes_a_row_error_and_writes_nothing(tmp_path, 
     assert "forged.png" in failed["error"] and "unexpected RuntimeError: simulated segmenter crash" in failed["error"]
     assert failed["probability"] is None and failed["seconds"] >= 0
     assert not list(out.glob("again*"))
+
+
+def test_localize_takes_a_folder_says_what_it_read_and_ends_with_one_summary_line(tmp_path, contract_models,
+                                                                                   splice, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    save_rgb(folder / "forged.png", splice[0])
+    cv2.imwrite(str(folder / "forged_mask.png"), splice[1].astype(np.uint8) * 255)  # its reference mask
+    save_rgb(folder / "other.jpg", splice[0][::-1])
+    (folder / "notes.txt").write_text("not an image")
+    frames = [Image.fromarray(np.roll(splice[0], 30 * index, axis=1)) for index in range(4)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    out = tmp_path / "out"
+
+    assert main(["localize", str(folder), "--out", str(out), "--models", str(contract_models)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert sorted(p.name for p in out.glob("*.json")) == ["animated.json", "forged.json", "other.json"]
+    verdicts = {json.loads(p.read_text())["verdict"] for p in out.glob("*.json")}
+    summary = printed[-1]
+    assert summary.startswith("3 of 3 images analysed (0 failed): ") and summary.endswith(f"outputs in {out}{os.sep}")
+    assert sum(int(part.split()[0]) for part in summary.split(": ", 1)[1].split(";")[0].split(", ")) == 3
+    assert all(verdict in summary for verdict in verdicts)
+    note = "the file holds 4 frames (animated or multi-page); only the first was analysed"
+    assert json.loads((out / "animated.json").read_text())["notes"] == [note]
+    assert f"  note: {note}" in printed
+    assert any(line.startswith(f"{folder / 'forged.png'}: ") and "P(manipulated) = " in line for line in printed)
+
+
+@pytest.mark.parametrize("command", ["localize", "batch"])
+def test_outputs_are_readable_by_others_under_umask_022(tmp_path, contract_models, splice, command):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save_rgb(folder / "a.png", splice[0])
+    out = tmp_path / "out"
+    previous = os.umask(0o022)
+    try:
+        assert main(["-q", command, str(folder), "--out", str(out), "--models", str(contract_models)]) == 0
+    finally:
+        os.umask(previous)
+    modes = {path.name: oct(path.stat().st_mode & 0o777) for path in out.iterdir()}
+    assert len(modes) >= 4 and set(modes.values()) == {"0o644"}, modes
 
 
 def test_output_stems_are_unique():

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from wsloc_runtime import InvalidImageError, load_image
-from wsloc_runtime.imageio import write_json_atomic, write_png_atomic
+from wsloc_runtime.imageio import read_image, write_json_atomic, write_png_atomic
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +109,11 @@ def test_too_many_pixels_is_refused_before_decoding():
         load_image(big, max_pixels=100_000)
 
 
-def test_missing_file_and_wrong_types(tmp_path):
+def test_missing_file_folder_and_wrong_types(tmp_path):
     with pytest.raises(InvalidImageError, match="no such file"):
         load_image(tmp_path / "absent.jpg")
+    with pytest.raises(InvalidImageError, match=r"is a folder; expected an image file"):
+        load_image(tmp_path)
     with pytest.raises(InvalidImageError, match="unsupported input type"):
         load_image(12345)
     with pytest.raises(InvalidImageError, match="expected HxW"):
@@ -130,3 +132,29 @@ def test_atomic_writes_leave_no_partial_file(tmp_path):
     with pytest.raises(TypeError):
         write_json_atomic(tmp_path / "out" / "b.json", {"bad": object()})
     assert sorted(os.listdir(tmp_path / "out")) == ["a.png"]
+
+
+def test_animated_gif_is_read_on_its_first_frame_and_says_so(photo):
+    frames = [Image.fromarray(np.roll(photo, 40 * index, axis=1)) for index in range(3)]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    decoded = read_image(gif)
+    first = np.asarray(Image.open(io.BytesIO(gif)).convert("RGB"))
+    np.testing.assert_array_equal(decoded.rgb, first)
+    assert decoded.frames == 3
+    assert decoded.notes == ["the file holds 3 frames (animated or multi-page); only the first was analysed"]
+    assert read_image(encode(frames[0], "GIF")).notes == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)], ids=["umask022", "umask027"])
+def test_atomic_writes_honour_the_umask_as_open_does(tmp_path, umask, mode):
+    """mkstemp's 0600 would hide every output from a web server or a colleague."""
+    previous = os.umask(umask)
+    try:
+        png = write_png_atomic(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+        document = write_json_atomic(tmp_path / "a.json", {"a": 1})
+        with open(tmp_path / "plain.txt", "w"):
+            pass
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == mode
+    assert png.stat().st_mode & 0o777 == mode and document.stat().st_mode & 0o777 == mode

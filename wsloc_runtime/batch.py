@@ -15,17 +15,28 @@ tried again on the next run.
 
 Each worker (process or Ray actor) constructs ONE :class:`~wsloc_runtime.Localizer` and
 reuses it for every image it gets: sessions and the segmenter are loaded once.
+
+Stopping: worker processes end with the process that started them, however it ends
+(SIGKILL included). From the command line, SIGTERM or Ctrl-C stops the workers at once
+(images in flight are redone by the next run), keeps every finished result, rewrites
+the results table and exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import ctypes
 import io
 import json
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -36,22 +47,45 @@ from .views import DEFAULT_TEST_TIME_VIEWS
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".jp2", ".ppm", ".pgm"}
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
-CSV_COLUMNS = ("file", "stem", "probability", "is_manipulated", "mask_fraction", "seconds", "timings", "error")
+CSV_COLUMNS = ("file", "stem", "probability", "is_manipulated", "verdict", "mask_fraction", "seconds", "timings",
+               "notes", "error")
 #: Settings a worker needs to rebuild the Localizer with :func:`wsloc_runtime.cli.localizer_from_args`.
 LOCALIZER_SETTINGS = ("models", "variants", "segmenter", "segmenter_models", "providers", "work_max_side", "threads",
-                      "views")
+                      "views", "max_megapixels")
+#: How often a worker checks that the batch's process is still its parent (where prctl is missing).
+PARENT_CHECK_INTERVAL_S = 0.5
+PR_SET_PDEATHSIG = 1
 
 
 class BatchSetupError(WslocError):
     """A worker could not construct its Localizer (missing models, bad options): nothing can run."""
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGINT asked the batch to stop. A BaseException, like KeyboardInterrupt, so that
+    the per-image ``except Exception`` of :func:`wsloc_runtime.cli.localize_to_files` cannot
+    mistake it for a broken image."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def image_files(folder: str | os.PathLike) -> list[str]:
+    """A folder's image files, sorted, not recursive, without the reference masks that sit beside
+    their photos (``boat_mask.png`` next to ``boat.jpg``, as in ``assets/examples``): those are
+    the answers to score against, not photos to analyse."""
+    files = [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    stems = {p.stem for p in files}
+    return [str(p) for p in files if not (p.stem.endswith("_mask") and p.stem[: -len("_mask")] in stems)]
+
+
 def collect_inputs(source: str | os.PathLike) -> list[str]:
-    """Image paths from a folder (its image files, sorted, not recursive) or a list file
+    """Image paths from a folder (see :func:`image_files`) or a list file
     (one path per line, relative to the list's folder; blank lines and ``#`` comments ignored)."""
     path = Path(source)
     if path.is_dir():
-        return [str(p) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        return image_files(path)
     if path.is_file():
         entries = []
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -84,6 +118,40 @@ def _init_worker(settings: argparse.Namespace, threads: int) -> None:
         _LOCALIZER = localizer_from_args(settings)
     except Exception as error:  # reported once per task; the driver stops the batch
         _SETUP_ERROR = f"{type(error).__name__}: {error}"
+
+
+def _init_pool_worker(parent_pid: int, settings: argparse.Namespace, threads: int) -> None:
+    """Initializer of a local worker process: tie its life to the batch's process, leave Ctrl-C
+    to that process (which stops the workers itself), then build the Localizer."""
+    _die_with_parent(parent_pid)
+    # A terminal sends Ctrl-C to the whole process group; a worker would print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(settings, threads)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` ends, even by SIGKILL, which leaves it no chance to
+    stop its workers: a worker left behind would go on writing results and holding memory.
+
+    Linux sends SIGKILL on the parent's death through ``prctl(PR_SET_PDEATHSIG)`` (the pool's
+    workers are started by the thread that submits, which lives as long as the batch does); a
+    thread that watches for a new parent pid covers other systems and a parent that died
+    before the prctl call.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no libc prctl (unusual builds): the watcher still works
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="wsloc-parent-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_INTERVAL_S)
+    os._exit(1)  # not sys.exit: that would only end this thread
 
 
 def _localize_one(source: str, stem: str, out_dir: str) -> dict:
@@ -138,7 +206,8 @@ class ResultsTable:
         writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "timings": json.dumps(row["timings"]) if row.get("timings") else ""})
+            writer.writerow({**row, "timings": json.dumps(row["timings"]) if row.get("timings") else "",
+                             "notes": "; ".join(row.get("notes") or [])})
         _atomic_write(self.csv, lambda stream: stream.write(buffer.getvalue().encode("utf-8")))
         return rows
 
@@ -160,8 +229,9 @@ def _row_from_json(path: Path, source: str, stem: str) -> dict:
     """The results row of an image finished by an earlier run that was killed before logging it."""
     payload = json.loads(path.read_text(encoding="utf-8"))
     return {"file": source, "stem": stem, "probability": payload.get("probability"),
-            "is_manipulated": payload.get("is_manipulated"), "mask_fraction": payload.get("mask_fraction"),
-            "seconds": None, "timings": payload.get("timings"), "error": None}
+            "is_manipulated": payload.get("is_manipulated"), "verdict": payload.get("verdict"),
+            "mask_fraction": payload.get("mask_fraction"), "seconds": None, "timings": payload.get("timings"),
+            "notes": payload.get("notes", []), "error": None}
 
 
 def worker_threads(workers: int, requested: int) -> int:
@@ -186,8 +256,8 @@ def _local_rows(todo, out_dir: Path, settings: argparse.Namespace, workers: int)
 
     # spawn: a fork would copy any onnxruntime thread pools of the parent into the children.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(worker_settings, threads)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_pool_worker,
+                             initargs=(os.getpid(), worker_settings, threads)) as pool:
         pending = iter(todo)
         running = set()
         try:
@@ -203,9 +273,23 @@ def _local_rows(todo, out_dir: Path, settings: argparse.Namespace, workers: int)
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     yield future.result()
-        finally:
-            for future in running:
-                future.cancel()
+        except BaseException:  # Stopped, KeyboardInterrupt, a setup error, or the caller closing us
+            _terminate_workers(pool)
+            raise
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now, images in flight included: leaving the ``with`` block would wait
+    for them (24 s for a 108 MP photo). Their files are written atomically, so nothing
+    half-written stays, and the next run redoes them."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    # Before 3.14 the pool keeps its processes only in this attribute (pid -> Process); the pool
+    # then sees them die, and leaving the ``with`` block waits until they are gone.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _ray_rows(todo, out_dir: Path, settings: argparse.Namespace, workers: int, address: str) -> Iterator[dict]:
@@ -253,6 +337,30 @@ def _package_root() -> str:
     return root + (os.pathsep + existing if existing else "")
 
 
+@dataclass
+class BatchOutcome:
+    """What :func:`run_batch` did.
+
+    Attributes:
+        rows: one results row per input that has one, in input order (a run stopped early
+            has none for the images it did not reach).
+        failures: ``(file, error)`` of each failed input.
+        total: how many inputs there were.
+        skipped: inputs an earlier run had finished, not redone.
+        stopped_by: the signal that stopped the run early (see :func:`stop_on_signals`), else ``None``.
+    """
+
+    rows: list[dict]
+    failures: list[tuple[str, str]]
+    total: int
+    skipped: int
+    stopped_by: int | None = None
+
+    @property
+    def done(self) -> int:
+        return sum(1 for row in self.rows if not row.get("error"))
+
+
 def run_batch(
     inputs: Sequence[str],
     out_dir: str | os.PathLike,
@@ -260,7 +368,7 @@ def run_batch(
     workers: int = 1,
     ray_address: str | None = None,
     show_progress: bool = True,
-) -> tuple[list[dict], list[tuple[str, str]]]:
+) -> BatchOutcome:
     """Localize ``inputs`` into ``out_dir``, skipping those already done.
 
     Args:
@@ -268,8 +376,8 @@ def run_batch(
         workers: local worker processes (1 = in this process), or Ray actors (0 = one per CPU).
         ray_address: ``None`` runs locally; a string runs on Ray (``""`` = local/auto).
 
-    Returns:
-        ``(rows, failures)``: one results row per input in input order, and ``(file, error)`` per failure.
+    The results table is rewritten however the run ends; a :class:`Stopped` raised while it
+    runs (:func:`stop_on_signals`) ends it early with ``stopped_by`` set instead of raising.
     """
     from tqdm import tqdm
 
@@ -277,8 +385,7 @@ def run_batch(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.part"):  # temp files of a run that was killed mid-write
-        stale.unlink(missing_ok=True)
+    _remove_partial_files(out_dir)
     settings = argparse.Namespace(**{k: getattr(settings, k, None) for k in LOCALIZER_SETTINGS})
     settings.threads = settings.threads or 0
     settings.views = settings.views or DEFAULT_TEST_TIME_VIEWS
@@ -297,38 +404,88 @@ def run_batch(
             todo.append((source, stem))
     progress = tqdm(total=len(inputs), initial=len(inputs) - len(todo), desc="batch", unit="img",
                     file=sys.stderr, disable=not show_progress)
+    if ray_address is None:
+        rows = _local_rows(todo, out_dir, settings, workers)
+    else:
+        rows = _ray_rows(todo, out_dir, settings, workers, ray_address)
+    stopped_by = None
     try:
-        if ray_address is None:
-            rows = _local_rows(todo, out_dir, settings, workers)
-        else:
-            rows = _ray_rows(todo, out_dir, settings, workers, ray_address)
         for row in rows:
             table.add(row)
             if row["error"]:
                 progress.write(f"error: {row['error']}", file=sys.stderr)
             progress.update(1)
+    except Stopped as stop:
+        stopped_by = stop.signum
     finally:
+        rows.close()  # after an early end: stops the workers before the table is rewritten
         progress.close()
         final = table.finish(stems)
+    if stopped_by is not None and ray_address is None:
+        _remove_partial_files(out_dir)  # of the images in flight; every worker has ended
     failures = [(row["file"], row["error"]) for row in final if row.get("error")]
-    return final, failures
+    return BatchOutcome(final, failures, total=len(inputs), skipped=len(inputs) - len(todo), stopped_by=stopped_by)
+
+
+def _remove_partial_files(out_dir: Path) -> None:
+    """Temporary files of writers that were killed mid-write (see ``imageio._atomic_write``)."""
+    for stale in out_dir.glob(".*.part"):
+        stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """While inside, SIGTERM and SIGINT (Ctrl-C) raise :class:`Stopped` in the main thread, once:
+    :func:`run_batch` then stops its workers, keeps what finished and says how far it got. A
+    second signal acts as it normally would, for someone who will not wait for the clean-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def batch_summary(outcome: BatchOutcome, results: Path) -> str:
+    """The one line a batch ends with: how far it got, what it skipped, what it found, where it is."""
+    from .cli import verdict_counts
+
+    done_now = outcome.done - outcome.skipped
+    if outcome.stopped_by is not None:
+        left = outcome.total - len(outcome.rows)
+        return (f"stopped by {signal.Signals(outcome.stopped_by).name} after {outcome.done} of {outcome.total} "
+                f"images ({done_now} in this run, {outcome.skipped} done before); run the same command again "
+                f"for the other {left}; results in {results}")
+    found = verdict_counts(outcome.rows)
+    return (f"{outcome.total} images: {done_now} analysed in this run, {outcome.skipped} skipped as done before, "
+            f"{len(outcome.failures)} failed{'; ' + found if found else ''}; results in {results}")
 
 
 def command_batch(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.input)
     if not inputs:
         raise WslocError(f"{args.input}: no images found")
-    rows, failures = run_batch(inputs, args.out, args, workers=args.workers, ray_address=args.ray,
-                               show_progress=not args.quiet)
-    done = sum(1 for row in rows if not row.get("error"))
-    print(f"{done} of {len(inputs)} images done; results in {Path(args.out) / RESULTS_CSV}", file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} failed:", file=sys.stderr)
-        for source, error in failures:
+    with stop_on_signals():
+        outcome = run_batch(inputs, args.out, args, workers=args.workers, ray_address=args.ray,
+                            show_progress=not args.quiet)
+    if outcome.failures:
+        print(f"{len(outcome.failures)} failed:", file=sys.stderr)
+        for source, error in outcome.failures:
             # Most messages already start with the file's name.
             print(f"  {error}" if error.startswith(source) else f"  {source}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    print(batch_summary(outcome, Path(args.out) / RESULTS_CSV), file=sys.stderr)
+    if outcome.stopped_by is not None:
+        return 128 + outcome.stopped_by  # what a shell reports for a process the signal ended
+    return 1 if outcome.failures else 0
 
 
 def register(commands) -> None:

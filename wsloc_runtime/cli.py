@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .batch import Stopped, image_files
+from .batch import register as register_batch
 from .errors import WslocError
-from .imageio import describe_source, write_json_atomic, write_png_atomic
+from .imageio import DEFAULT_MAX_PIXELS, describe_source, write_json_atomic, write_png_atomic
 from .pipeline import DEFAULT_VARIANTS, DEFAULT_WORK_MAX_SIDE, Localizer, LocalizationResult
 from .segmenters import segmenter_names
 from .viz import heatmap, mask_image, overlay
@@ -32,6 +36,11 @@ def add_localizer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--providers", help="onnxruntime providers, comma-separated (default: CUDA if usable, else CPU)")
     group.add_argument("--work-max-side", type=int, default=DEFAULT_WORK_MAX_SIDE, help="working resolution")
     group.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    group.add_argument(
+        "--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+        help=f"refuse images with more megapixels, checked on the file's header before decoding "
+             f"(default {DEFAULT_MAX_PIXELS / 1e6:.0f}; a 108 MP photo needs about 1.4 GB of memory)",
+    )
     group.add_argument(
         "--views", default=DEFAULT_TEST_TIME_VIEWS, choices=list(TEST_TIME_VIEWS),
         help="test-time views averaged per variant: hflip = the photo and its mirror image (default), "
@@ -55,7 +64,18 @@ def localizer_from_args(args: argparse.Namespace) -> Localizer:
         work_max_side=args.work_max_side,
         intra_op_threads=args.threads,
         test_time_views=args.views,
+        max_pixels=max_pixels_from_args(args),
     )
+
+
+def max_pixels_from_args(args: argparse.Namespace) -> int:
+    """``--max-megapixels`` in pixels; settings built by hand (the benchmarks) may leave it out."""
+    megapixels = getattr(args, "max_megapixels", None)
+    if megapixels is None:
+        return DEFAULT_MAX_PIXELS
+    if megapixels <= 0:
+        raise WslocError(f"--max-megapixels must be positive, got {megapixels:g}")
+    return int(megapixels * 1e6)
 
 
 def output_stems(paths: Sequence[str]) -> list[str]:
@@ -90,21 +110,23 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
 def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: str) -> dict:
     """Localize one image and write its files (see ``write_result_files``); never raises for a bad image.
 
-    Returns a results row: ``file``, ``stem``, ``probability``, ``is_manipulated``,
+    Returns a results row: ``file``, ``stem``, ``probability``, ``is_manipulated``, ``verdict``,
     ``mask_fraction``, ``seconds``, ``timings`` (the pipeline's stage timings plus ``encode``, the
-    time spent writing files) and ``error`` (``None`` on success, else a one-line message that
-    names the input). Shared by ``localize`` and ``batch`` so both report failures alike.
+    time spent writing files), ``notes`` (see ``LocalizationResult.notes``) and ``error`` (``None``
+    on success, else a one-line message that names the input). Shared by ``localize`` and
+    ``batch`` so both report failures alike.
     """
     start = time.perf_counter()
-    row = {"file": source, "stem": stem, "probability": None, "is_manipulated": None, "mask_fraction": None,
-           "seconds": None, "timings": None, "error": None}
+    row = {"file": source, "stem": stem, "probability": None, "is_manipulated": None, "verdict": None,
+           "mask_fraction": None, "seconds": None, "timings": None, "notes": [], "error": None}
     try:
         result = localizer.localize(source)
         encode_start = time.perf_counter()
         payload = write_result_files(result, Path(out_dir), stem, source)
         timings = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
         row.update(probability=payload["probability"], is_manipulated=payload["is_manipulated"],
-                   mask_fraction=payload["mask_fraction"], timings=timings)
+                   verdict=payload["verdict"], mask_fraction=payload["mask_fraction"], timings=timings,
+                   notes=payload["notes"])
     except WslocError as error:
         row["error"] = str(error)
     except Exception as error:  # one broken image must not stop a run over many
@@ -114,28 +136,59 @@ def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: st
     return row
 
 
+def expand_folders(arguments: Sequence[str]) -> list[str]:
+    """IMAGE arguments with each folder replaced by its image files (:func:`batch.image_files`)."""
+    paths = []
+    for argument in arguments:
+        if Path(argument).is_dir():
+            found = image_files(argument)
+            if not found:
+                raise WslocError(f"{argument}: no image files in this folder")
+            paths.extend(found)
+        else:
+            paths.append(argument)
+    return paths
+
+
+def verdict_counts(rows: Sequence[dict]) -> str:
+    """``"5 manipulated, 2 no manipulation found"``: how many finished rows got each verdict."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if not row.get("error") and row.get("verdict"):
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
+
+
+def verdict_line(row: dict, threshold: float, out_dir: Path) -> str:
+    """One image's result for people: the verdict with what it rests on (the probability beside
+    the threshold it was compared with), the marked area and where the files are."""
+    return (f"{row['file']}: {row['verdict']} (P(manipulated) = {row['probability']:.3f}, threshold "
+            f"{threshold:.2f}), mask {100 * row['mask_fraction']:.1f}% -> {out_dir / row['stem']}_*.png")
+
+
 def command_localize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    images = expand_folders(args.images)
     localizer = localizer_from_args(args)
     out_dir = Path(args.out)
-    failures = 0
-    stems = output_stems(args.images)
-    progress = tqdm(list(zip(args.images, stems)), desc="localize", unit="img", file=sys.stderr,
-                    disable=args.quiet or len(args.images) < 2)
+    rows = []
+    progress = tqdm(list(zip(images, output_stems(images))), desc="localize", unit="img", file=sys.stderr,
+                    disable=args.quiet or len(images) < 2, leave=False)
     for source, stem in progress:
         row = localize_to_files(localizer, source, out_dir, stem)
+        rows.append(row)
         if row["error"] is not None:
-            failures += 1
             progress.write(f"error: {row['error']}", file=sys.stderr)
         elif not args.quiet:
-            verdict = "MANIPULATED" if row["is_manipulated"] else "authentic"
-            progress.write(
-                f"{source}: {verdict} (p={row['probability']:.3f}), mask {100 * row['mask_fraction']:.1f}% "
-                f"-> {out_dir / stem}_*.png"
-            )
-    if failures:
-        print(f"{failures} of {len(args.images)} inputs failed", file=sys.stderr)
+            progress.write(verdict_line(row, localizer.decision_threshold, out_dir))
+            for note in row["notes"]:
+                progress.write(f"  note: {note}")
+    progress.close()
+    failures = sum(1 for row in rows if row["error"] is not None)
+    found = verdict_counts(rows)
+    print(f"{len(rows) - failures} of {len(rows)} images analysed ({failures} failed)"
+          f"{': ' + found if found else ''}; outputs in {out_dir}{os.sep}")
     return 1 if failures else 0
 
 
@@ -180,8 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    localize = commands.add_parser("localize", help="heatmap, mask, overlay and JSON for each image")
-    localize.add_argument("images", nargs="+", metavar="IMAGE")
+    localize = commands.add_parser(
+        "localize", help="heatmap, mask, overlay and JSON for each image",
+        description="Writes <name>_heatmap.png, <name>_mask.png, <name>_overlay.png and <name>.json per image, "
+                    "prints one line per image and a summary line; exit 1 if any image failed.",
+    )
+    localize.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                          help="image files, or folders: their image files, not recursive, without the "
+                               "reference masks beside their photos (boat_mask.png next to boat.jpg)")
     localize.add_argument("--out", required=True, metavar="DIR")
     add_localizer_arguments(localize)
     localize.set_defaults(handler=command_localize)
@@ -197,9 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_localizer_arguments(evaluate)
     evaluate.set_defaults(handler=command_evaluate)
 
-    from . import batch
-
-    batch.register(commands)
+    register_batch(commands)
     return parser
 
 
@@ -215,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Stopped as stop:  # a signal that came before a batch had anything to keep
+        print(f"stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
 
 
 if __name__ == "__main__":

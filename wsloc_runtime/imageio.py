@@ -8,10 +8,13 @@ alpha, grayscale) is converted here or refused with :class:`InvalidImageError`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import tempfile
+import secrets
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -28,6 +31,21 @@ EXIF_ORIENTATION = 0x0112
 MIN_SIDE = 16
 #: Largest image accepted by default, in pixels (a 12000x9000 photo is 108 MP).
 DEFAULT_MAX_PIXELS = 120_000_000
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """What :func:`read_image` made of a source: the RGB array and how many frames the file held."""
+
+    rgb: np.ndarray
+    frames: int = 1
+
+    @property
+    def notes(self) -> list[str]:
+        """Things a reader of the result must know about how the input was read, one line each."""
+        if self.frames > 1:
+            return [f"the file holds {self.frames} frames (animated or multi-page); only the first was analysed"]
+        return []
 
 
 def _check_size(height: int, width: int, max_pixels: int, name: str) -> None:
@@ -91,18 +109,48 @@ def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 
-def _decode_bytes(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+@contextlib.contextmanager
+def _size_checked_by_wsloc():
+    """Silence Pillow's ``DecompressionBombWarning`` (89 MP, whatever ``max_pixels`` says): the
+    header's size goes through :func:`_check_size` before anything is decoded, so the warning
+    would only add source lines to a command's output. (Warning filters are process-wide; in a
+    threaded server the worst a race can do is let one warning through to the log.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _refuse_over_pillow_ceiling(name: str, max_pixels: int) -> InvalidImageError:
+    """Pillow refuses to open images over twice ``Image.MAX_IMAGE_PIXELS`` (179 MP) without saying
+    their size; wsloc refuses them too, without handing them to a decoder that would try."""
+    ceiling = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+    if max_pixels / 1e6 < ceiling:
+        return InvalidImageError(f"{name}: image is over {ceiling:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
+    return InvalidImageError(f"{name}: image is over {ceiling:.0f} MP, the most Pillow will open")
+
+
+def _frame_count(image: Image.Image) -> int:
+    try:
+        return int(getattr(image, "n_frames", 1))
+    except (OSError, EOFError, ValueError):  # a damaged later frame must not hide a readable first one
+        return 1
+
+
+def _decode_bytes(data: bytes, name: str, max_pixels: int) -> DecodedImage:
     if len(data) == 0:
         raise InvalidImageError(f"{name}: file is empty")
     pil_error: Exception | None = None
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _size_checked_by_wsloc(), Image.open(io.BytesIO(data)) as image:
             _check_size(image.height, image.width, max_pixels, name)
+            frames = _frame_count(image)
             image.load()
-            return _pil_to_rgb(image, name)
+            return DecodedImage(_pil_to_rgb(image, name), frames)
     except InvalidImageError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:
+        raise _refuse_over_pillow_ceiling(name, max_pixels) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         pil_error = error
     # OpenCV reads some files Pillow cannot (e.g. 16-bit RGB TIFF); it never raises, it returns None.
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -117,7 +165,7 @@ def _decode_bytes(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     _check_size(decoded.shape[0], decoded.shape[1], max_pixels, name)
     if decoded.ndim == 3 and decoded.shape[2] >= 3:
         decoded = cv2.cvtColor(decoded[:, :, :3], cv2.COLOR_BGR2RGB)
-    return _array_to_rgb(decoded, name)
+    return DecodedImage(_array_to_rgb(decoded, name))
 
 
 def describe_source(source: Any) -> str:
@@ -139,17 +187,26 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     Args:
         source: a file path, the encoded file's bytes, a ``PIL.Image.Image`` or a numpy
             array (HxW gray, HxWx3 RGB or HxWx4 RGBA; uint8, uint16 or float in [0, 1]).
-        max_pixels: refuse images with more pixels than this.
+        max_pixels: refuse images with more pixels than this, from the file's header,
+            before decoding them.
 
     Returns:
-        ``HxWx3`` ``uint8`` RGB array with EXIF orientation applied and alpha dropped.
+        ``HxWx3`` ``uint8`` RGB array with EXIF orientation applied and alpha dropped; the
+        first frame of an animated or multi-page file (:func:`read_image` says how many there were).
 
     Raises:
-        InvalidImageError: unreadable, empty, truncated, too small or too large input.
+        InvalidImageError: unreadable, empty, truncated, too small or too large input, or a folder.
     """
+    return read_image(source, max_pixels).rgb
+
+
+def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """:func:`load_image`, keeping what the caller should be told about the input (its frame count)."""
     name = describe_source(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise InvalidImageError(f"{name}: is a folder; expected an image file")
         if not path.is_file():
             raise InvalidImageError(f"{name}: no such file")
         return _decode_bytes(path.read_bytes(), name, max_pixels)
@@ -158,24 +215,39 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     if isinstance(source, Image.Image):
         _check_size(source.height, source.width, max_pixels, name)
         try:
-            source.load()
+            with _size_checked_by_wsloc():
+                source.load()
         except (OSError, ValueError) as error:
             raise InvalidImageError(f"{name}: not a readable image ({error})") from error
-        return _pil_to_rgb(source, name)
+        return DecodedImage(_pil_to_rgb(source, name))  # its current frame: the caller chose it
     if isinstance(source, np.ndarray):
         if source.ndim < 2:
             raise InvalidImageError(f"{name}: expected an HxW or HxWxC array")
         _check_size(source.shape[0], source.shape[1], max_pixels, name)
-        return _array_to_rgb(source, name)
+        return DecodedImage(_array_to_rgb(source, name))
     raise InvalidImageError(
         f"{name}: unsupported input type; expected a path, bytes, PIL image or numpy array"
     )
 
 
+def _create_temp_beside(path: Path) -> tuple[int, str]:
+    """Create ``.<name>.<random>.part`` beside ``path``, with the permissions a plain ``open()``
+    would give it (0666 less the umask): ``tempfile.mkstemp`` makes every file 0600, which would
+    hide the outputs from a web server or a colleague."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temp_name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.part")
+        try:
+            return os.open(temp_name, flags, 0o666), temp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
 def _atomic_write(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    handle, temp_name = _create_temp_beside(path)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)

@@ -30,7 +30,7 @@ import numpy as np
 from . import __version__
 from .cam import DEFAULT_FUSION_EPSILON, geometric_mean_fusion, upsample_map
 from .errors import ModelContractError
-from .imageio import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .imageio import DEFAULT_MAX_PIXELS, ImageSource, load_image, read_image
 from .models import resolve_model
 from .regions import Regions, bayesian_enhancement, select_region
 from .sel import resized_error_levels
@@ -91,6 +91,8 @@ class LocalizationResult:
         original_size: ``(height, width)`` of the input photo.
         timings: seconds per stage.
         providers: onnxruntime providers each model really runs on.
+        notes: what a reader must know about how the input was read (e.g. only the first frame
+            of an animated GIF was analysed), one line each.
     """
 
     probability: float
@@ -113,6 +115,12 @@ class LocalizationResult:
     timings: dict[str, float] = field(default_factory=dict)
     providers: dict[str, list[str]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """The verdict in words, for people: every command line, summary and page reads it here."""
+        return "manipulated" if self.is_manipulated else "no manipulation found"
 
     @property
     def working_size(self) -> tuple[int, int]:
@@ -148,6 +156,7 @@ class LocalizationResult:
             "wsloc_version": __version__,
             "probability": round(float(self.probability), 6),
             "is_manipulated": bool(self.is_manipulated),
+            "verdict": self.verdict,
             "decision_threshold": self.decision_threshold,
             "variant_probabilities": {k: round(float(v), 6) for k, v in self.variant_probabilities.items()},
             "test_time_views": self.test_time_views,
@@ -161,6 +170,7 @@ class LocalizationResult:
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
             "providers": self.providers,
             "models": self.models,
+            "notes": list(self.notes),
         }
 
 
@@ -279,15 +289,17 @@ class Localizer:
             clock = now
 
         report(0.0, "decode")
-        rgb = load_image(image, self.max_pixels)
+        decoded = read_image(image, self.max_pixels)
+        rgb = decoded.rgb
         original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
+        decoded_notes = decoded.notes
         work = working_size(*original_size, self.work_max_side)
         lap("decode")
 
         report(0.1, "error levels")
         inputs, (work_sel,) = self._network_inputs(rgb, extra_sizes=[work])
         image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
-        del rgb  # from here on, nothing holds the full-size photo
+        del rgb, decoded  # from here on, nothing holds the full-size photo
         lap("sel")
 
         probabilities: dict[str, float] = {}
@@ -336,4 +348,5 @@ class Localizer:
             timings=timings,
             providers=self.providers,
             models={m.name: f"{m.path.name} ({m.config.backbone}, {m.config.model_version})" for m in self.models},
+            notes=decoded_notes,
         )
