@@ -40,9 +40,10 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wsloc_runtime import viz  # noqa: E402
+from wsloc_runtime.batch import image_files  # noqa: E402
 from wsloc_runtime.errors import WslocError  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
-from wsloc_runtime.imageio import write_json_atomic, write_png_atomic  # noqa: E402
+from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
 from wsloc_runtime.models import sha256_of  # noqa: E402
 from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer  # noqa: E402
@@ -69,6 +70,12 @@ CONCURRENCY = _env_int("WSLOC_APP_CONCURRENCY", 2)
 QUEUE_SIZE = _env_int("WSLOC_APP_QUEUE_SIZE", 32)
 MAX_UPLOAD_MB = _env_int("WSLOC_APP_MAX_UPLOAD_MB", 50)
 MAX_PIXELS = _env_int("WSLOC_APP_MAX_MEGAPIXELS", 100) * 1_000_000
+ENVIRONMENT_HELP = f"""limits and settings (environment variables, current value):
+  WSLOC_APP_MAX_MEGAPIXELS  {MAX_PIXELS // 1_000_000:>4}  larger photos are refused (the command line's default: {DEFAULT_MAX_PIXELS // 1_000_000})
+  WSLOC_APP_MAX_UPLOAD_MB   {MAX_UPLOAD_MB:>4}  larger uploads are refused
+  WSLOC_APP_CONCURRENCY     {CONCURRENCY:>4}  photos analysed at once
+  WSLOC_APP_QUEUE_SIZE      {QUEUE_SIZE:>4}  requests allowed to wait
+  WSLOC_MODELS, WSLOC_HF_REPO, WSLOC_HF_REVISION: where the models are (docs/app.md)"""
 #: Downloads older than this are removed (Gradio keeps its own copy for the page).
 DOWNLOAD_TTL_S = 3600
 
@@ -88,6 +95,14 @@ def _short_reason(message: str) -> str:
     reason = "needs " + ", ".join(f"`{name}`" for name in missing)
     hint = re.split(r"Make (?:them|it) with:", message, maxsplit=1)[1:]
     return f"{reason}; make them with `{hint[0].strip()}`" if hint else reason
+
+
+def segmenter_availability(available: list[str], unavailable: dict[str, str]) -> str:
+    """The start-up log's one line about segmenters, e.g. ``graph; without model files: sam, deeplab``."""
+    line = ", ".join(available) or "none"
+    if unavailable:
+        line += f"; without model files: {', '.join(sorted(unavailable))} (see 'About the segmenters')"
+    return line
 
 
 class Localizers:
@@ -111,11 +126,13 @@ class Localizers:
             try:
                 self._segmenters[name] = create_segmenter(name)
             except WslocError as error:  # ModelNotFoundError / ModelContractError: say what is missing
-                log.warning("segmenter %s unavailable: %s", name, error)
+                # Optional segmenters nobody asked for: the places looked in are for debugging only.
+                log.debug("segmenter %s unavailable: %s", name, error)
                 self.unavailable[name] = _short_reason(str(error))
             except Exception as error:  # a broken optional segmenter must not take the app down
                 log.exception("segmenter %s failed to load", name)
                 self.unavailable[name] = f"failed to load ({type(error).__name__}); see the server log"
+        log.info("segmenters: %s", segmenter_availability(self.available, self.unavailable))
         default = self.default_segmenter
         if default is not None:
             try:
@@ -159,9 +176,7 @@ class Example:
 def find_examples(directory: Path = EXAMPLES_DIR) -> list[Example]:
     """Example photos (``<name>.jpg|png``) with their reference masks (``<name>_mask.png``) when present."""
     examples = []
-    for path in sorted(directory.glob("*")):
-        if path.suffix.lower() not in (".jpg", ".jpeg", ".png") or path.stem.endswith("_mask"):
-            continue
+    for path in map(Path, image_files(directory)):
         mask = path.with_name(f"{path.stem}_mask.png")
         caption = path.stem.replace("_", " ")
         examples.append(Example(path, mask if mask.is_file() else None, caption))
@@ -266,9 +281,8 @@ def analyse(
 
 def verdict_markdown(analysis: Analysis) -> str:
     result = analysis.result
-    label = "manipulated" if result.is_manipulated else "no manipulation found"
     lines = [
-        f"## Verdict: {label}",
+        f"## Verdict: {result.verdict}",
         f"**P(manipulated) = {result.probability:.3f}** "
         f"(called manipulated at ≥ {result.decision_threshold:.2f}); per variant: "
         + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items()),
@@ -277,6 +291,7 @@ def verdict_markdown(analysis: Analysis) -> str:
     ]
     if not result.is_manipulated:
         lines.append("The maps below still show where the evidence is strongest; read them with the verdict.")
+    lines += [f"**Note:** {note}." for note in result.notes]
     if analysis.reference:
         ref = analysis.reference
         lines.append(
@@ -291,7 +306,7 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
     result = analysis.result
     image = result.image
     items: list[tuple[np.ndarray, str]] = [
-        (sel_display(result.error_levels), f"1 · Signed error levels (vs JPEG q={sel_quality}; gray = 0)"),
+        (sel_display(result.error_levels), f"1 · Signed error levels vs JPEG q={sel_quality} (gray = 0)"),
     ]
     for name, cam in result.variant_maps.items():
         items.append((viz.heatmap(cam), f"2 · Grad-CAM {name}, P = {result.variant_probabilities[name]:.3f}"))
@@ -310,15 +325,14 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
 def details_markdown(analysis: Analysis) -> str:
     result = analysis.result
     total = sum(result.timings.values())
-    stages = " | ".join(result.timings)
-    millis = " | ".join(f"{seconds * 1000:.0f}" for seconds in result.timings.values())
-    rule = "|".join("---:" for _ in result.timings)
+    # One row per stage: a row of a dozen stage columns breaks its headers mid-word on a laptop screen.
+    stages = "\n".join(f"| {stage} | {seconds * 1000:.0f} |" for stage, seconds in result.timings.items())
     providers = "\n".join(f"- **{name}**: {', '.join(p)}" for name, p in result.providers.items())
     models = "\n".join(f"- {name}: {description}" for name, description in result.models.items())
     return (
         f"**Time: {total:.2f} s** at working size {result.working_size[1]}×{result.working_size[0]} "
         f"(photo {result.original_size[1]}×{result.original_size[0]})\n\n"
-        f"| stage | {stages} |\n|---|{rule}|\n| ms | {millis} |\n\n"
+        f"| stage | ms |\n|---|---:|\n{stages}\n\n"
         f"**Execution providers**\n\n{providers}\n\n**Models**\n\n{models}"
     )
 
@@ -339,6 +353,8 @@ def segmenter_notes(localizers: Localizers) -> str:
 CSS = """
 #verdict h2 { margin-top: 0; }
 #examples .thumbnail-item { aspect-ratio: 3 / 2; }
+/* Gradio cuts captions to one line with an ellipsis; the evidence captions carry numbers. */
+#evidence .caption-label { white-space: normal; overflow: visible; text-overflow: clip; max-width: calc(100% - 8px); }
 """
 
 
@@ -436,8 +452,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                               object_fit="contain", elem_id="evidence", interactive=False)
         downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, result JSON",
                             file_count="multiple", interactive=False, elem_id="downloads")
-        with gr.Accordion("Details: timings, execution providers, models", open=False):
-            details = gr.Markdown()
+        with gr.Accordion("Details: timings, execution providers, models", open=False, elem_id="details-panel"):
+            details = gr.Markdown(elem_id="details")
         state = gr.State(None)
 
         page_outputs = [verdict, overlay, mask, evidence, downloads, details, state]
@@ -463,9 +479,15 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the wsloc web app.")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser = argparse.ArgumentParser(
+        description="Serve the wsloc web app (on every network interface unless --host says otherwise).",
+        epilog=ENVIRONMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+                        help="address to listen on (default $GRADIO_SERVER_NAME or 0.0.0.0, every interface; "
+                             "127.0.0.1 keeps the app to this machine)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                        help="default $GRADIO_SERVER_PORT or 7860")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     demo = build_app()

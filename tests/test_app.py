@@ -7,6 +7,7 @@ $WSLOC_MODELS), so these tests need neither the trained models nor a network.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -259,3 +260,31 @@ def test_unavailable_segmenter_reason_names_files_and_command_but_no_server_path
     reason = app._short_reason(message)
     assert "sam_encoder.onnx" in reason and "sam_decoder.onnx" in reason
     assert "python -m export.segmenters sam" in reason and "/srv" not in reason
+
+
+def test_start_up_says_one_short_line_about_segmenters_and_the_page_words_notes_and_timings(
+        monkeypatch, tmp_path, caplog, contract_models, splice):
+    """Segmenters nobody asked for get no warning (their full paths are for debug logs); an animated
+    file's note reaches the verdict; the timings are a two-column table, one row per stage."""
+    import app
+    from PIL import Image
+
+    monkeypatch.setenv("WSLOC_MODELS", str(contract_models))
+    monkeypatch.delenv("WSLOC_HF_REPO", raising=False)
+    with caplog.at_level(logging.DEBUG):
+        localizers = app.Localizers()
+    said = [r.getMessage() for r in caplog.records if r.name == "wsloc.app" and r.levelno >= logging.INFO]
+    assert said == [f"segmenters: graph; without model files: {', '.join(sorted(localizers.unavailable))} "
+                    "(see 'About the segmenters')"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "segmenter" in r.getMessage()]
+
+    frames = [Image.fromarray(np.roll(splice[0], 25 * index, axis=0)) for index in range(2)]
+    animated = tmp_path / "animated.gif"
+    frames[0].save(animated, save_all=True, append_images=frames[1:])
+    analysis = app.analyse(localizers, app.ReferenceMasks([]), str(animated), "graph")
+    assert "**Note:** the file holds 2 frames (animated or multi-page); only the first was analysed." in (
+        app.verdict_markdown(analysis))
+    assert f"## Verdict: {analysis.result.verdict}" in app.verdict_markdown(analysis)
+    table = [line for line in app.details_markdown(analysis).splitlines() if line.startswith("|")]
+    assert table[:2] == ["| stage | ms |", "|---|---:|"]
+    assert [row.split("|")[1].strip() for row in table[2:]] == list(analysis.result.timings)

@@ -108,6 +108,38 @@ def test_example_click_runs_the_analysis_with_reference_scores(page):
     _screenshot(page, "app_example.png")
 
 
+#: Text elements (table cells, captions) whose text is cut off, or wraps inside a word, as the page shows them.
+UNREADABLE_TEXT_JS = """(selector) => {
+    const problems = [];
+    for (const element of document.querySelectorAll(selector)) {
+        const text = element.textContent.trim();
+        if (element.scrollWidth > element.clientWidth + 1) { problems.push('cut off: ' + text); continue; }
+        for (const word of text.split(/\\s+/)) {  // each word must sit on one line
+            const node = [...element.childNodes].find(n => n.nodeType === 3 && n.textContent.includes(word));
+            if (!node) continue;
+            const range = document.createRange();
+            const start = node.textContent.indexOf(word);
+            range.setStart(node, start);
+            range.setEnd(node, start + word.length);
+            const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+            if (tops.size > 1) problems.push('broken word: ' + word);
+        }
+    }
+    return problems;
+}"""
+
+
+def test_details_table_and_evidence_captions_are_readable_at_1400_px(page):
+    page.locator("#examples img").nth(0).click()
+    page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#details-panel").get_by_text("Details: timings").click()
+    page.locator("#details table th").first.wait_for(timeout=30_000)
+    _screenshot(page, "app_details.png")
+    assert page.evaluate(UNREADABLE_TEXT_JS, "#details table th, #details table td") == []
+    assert page.locator("#evidence .caption-label").count() >= 9
+    assert page.evaluate(UNREADABLE_TEXT_JS, "#evidence .caption-label") == []
+
+
 def test_unreadable_file_shows_a_clear_message_in_the_page(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not a photo\n" * 50)
