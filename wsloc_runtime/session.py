@@ -133,7 +133,7 @@ def _why_cuda_is_missing(preload_note: str | None) -> str:
     if not nvidia_driver_found():
         return "no NVIDIA driver (libcuda) on this machine"
     if preload_note:
-        return f"{preload_note}; {_GPU_INSTALL} installs the CUDA 13 and cuDNN 9 libraries"
+        return f"{preload_note}; {_GPU_INSTALL} installs the CUDA and cuDNN libraries"
     return ("onnxruntime could not start its CUDA provider (is the driver new enough for its CUDA, "
             "580+ for CUDA 13? `python -c 'import onnxruntime; onnxruntime.print_debug_info()'` shows more)")
 
