@@ -41,13 +41,13 @@ class ConversionError(RuntimeError):
     """The ONNX file is invalid, disagrees with TensorFlow, or breaks the model contract."""
 
 
-def serving_function(encoder, head, input_size: tuple[int, int]):
-    """``tf.function`` ``sel [1, H, W, 3] -> {logit, features, gradient}`` with dz/dF_c in the graph."""
+def serving_function(encoder, head, input_size: tuple[int, int], channels: int = 3):
+    """``tf.function`` ``sel [1, H, W, C] -> {logit, features, gradient}`` with dz/dF_c in the graph."""
     import tensorflow as tf
 
     height, width = input_size
 
-    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="sel")])
+    @tf.function(input_signature=[tf.TensorSpec([1, height, width, channels], tf.float32, name="sel")])
     def serve(sel):
         features = encoder(sel, training=False)
         with tf.GradientTape() as tape:
@@ -103,9 +103,9 @@ def export_variant(encoder, head, config: WCBnetConfig, path: str | os.PathLike,
     """Convert one variant to ``path`` and verify it.
 
     Args:
-        encoder: Keras model ``[B, H, W, 3] -> F_c``; head: ``F_c -> logit [B, 1]``.
+        encoder: Keras model ``[B, H, W, C] -> F_c``; head: ``F_c -> logit [B, 1]``.
         config: the contract written into the file's metadata.
-        check_inputs: ``float32 [1, H, W, 3]`` tensors for the parity check (two random
+        check_inputs: ``float32 [1, H, W, C]`` tensors for the parity check (two random
             ones are added, so the check never runs on nothing).
 
     Returns:
@@ -119,19 +119,21 @@ def export_variant(encoder, head, config: WCBnetConfig, path: str | os.PathLike,
     from wsloc_runtime.wcbnet import WCBnetModel
 
     height, width = config.input_size
-    if tuple(encoder.input.shape[1:]) != (height, width, 3):
-        raise ConversionError(f"encoder input {encoder.input.shape} does not match config input_size {config.input_size}")
+    channels = config.input_channels
+    if tuple(encoder.input.shape[1:]) != (height, width, channels):
+        raise ConversionError(f"encoder input {encoder.input.shape} does not match the config's "
+                              f"{(height, width, channels)} (input_size, input_features)")
     names = config.output_names
-    serve = serving_function(encoder, head, config.input_size)
-    spec = (tf.TensorSpec([1, height, width, 3], tf.float32, name=config.input_name),)
+    serve = serving_function(encoder, head, config.input_size, channels)
+    spec = (tf.TensorSpec([1, height, width, channels], tf.float32, name=config.input_name),)
     model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
 
     rng = np.random.default_rng(0)
     inputs = [np.asarray(x, np.float32) for x in (check_inputs or [])]
-    inputs += [rng.normal(0, 0.5, (1, height, width, 3)).astype(np.float32) for _ in range(2)]
+    inputs += [rng.normal(0, 0.5, (1, height, width, channels)).astype(np.float32) for _ in range(2)]
     for x in inputs:
-        if x.shape != (1, height, width, 3):
-            raise ConversionError(f"parity input has shape {x.shape}, expected {(1, height, width, 3)}")
+        if x.shape != (1, height, width, channels):
+            raise ConversionError(f"parity input has shape {x.shape}, expected {(1, height, width, channels)}")
     references = [{k: v.numpy().astype(np.float64) for k, v in serve(tf.constant(x)).items()} for x in inputs]
 
     session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -180,23 +182,29 @@ def write_checksums(folder: Path, files: Sequence[Path]) -> Path:
 
 
 def sample_inputs(run: dict, count: int = 2) -> list[np.ndarray]:
-    """A few real validation inputs (scaled SEL) for the parity check, when the run's cache exists."""
+    """A few real validation inputs (scaled) for the parity check, when the run's cache exists."""
     from export.data import iterate_batches
+    from export.train import input_features, sel_cache_path
 
-    size = run["input_size"]
-    cache = Path(run.get("synth_dir", "")) / "cache" / f"val_{size}x{size}_q{run['sel_jpeg_quality']}.npz"
+    cache = sel_cache_path(run.get("labels_set_dir") or run.get("synth_dir", ""), "val", run)
     if not cache.is_file():
         return []
     with np.load(cache) as data:
         sel, labels = data["sel"][:count], data["labels"][:count]
-    return [x[i : i + 1] for x, _ in iterate_batches(sel, labels, count, (run["sel_scaling"], run["sel_scale"], run["sel_clip"])) for i in range(len(x))]
+    scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
+    return [x[i : i + 1] for x, _ in iterate_batches(sel, labels, count, scaling, features=input_features(run))
+            for i in range(len(x))]
 
 
 def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights: str = "best",
                 variants: Sequence[int] | None = None, model_version: str | None = None,
-                training_data: str | None = None) -> list[dict]:
-    """Convert every variant of a training run (see :mod:`export.train`)."""
-    from export.train import build_from_run
+                training_data: str | None = None, verdict_band: Sequence[float] | None = None) -> list[dict]:
+    """Convert every variant of a training run (see :mod:`export.train`).
+
+    ``verdict_band``: ``(low, high)`` probabilities of the verdict's "uncertain" band (see
+    :class:`wsloc_runtime.config.WCBnetConfig`); chosen on development sets (model card).
+    """
+    from export.train import build_from_run, input_features
 
     run_path = Path(run_dir)
     run = json.loads((run_path / "run.json").read_text())
@@ -208,9 +216,18 @@ def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights:
     joint.load_weights(weights_path)
     state = json.loads((run_path / "state.json").read_text()) if (run_path / "state.json").is_file() else {}
     version = model_version or f"{run['preset']}-{run['backbone']}-{run['input_size']}-e{state.get('best_epoch', state.get('epoch', '?'))}"
+    if run.get("labels"):
+        described = (f"real photos of {Path(run['labels']).name} (image-level labels), "
+                     + ("re-saved with the other class's JPEG profiles (export.casia_set) "
+                        if run.get("debias") else "as they are ")
+                     + f"+ {run['labels_synth']} forgeries synthesized from its authentic photos"
+                     + (f" + synthesized BSDS500/Kodak images ({run['synth_ratio']} per real-set image)"
+                        if run.get("synth_ratio") else ""))
+    else:
+        described = (f"synthesized splice/copy-move/authentic set from BSDS500 + Kodak (export.synth seed "
+                     f"{run['synth_seed']}, {run['train_count']} training images)")
     data_text = training_data or (
-        f"synthesized splice/copy-move/authentic set from BSDS500 + Kodak (export.synth seed {run['synth_seed']}, "
-        f"{run['train_count']} training images), image-level labels only"
+        described + ", image-level labels only"
         + ("; joint training of variants 2/3/4 on one shared backbone" if run["joint"] else "")
     )
     out = Path(out_dir)
@@ -223,7 +240,8 @@ def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights:
             cbam_scale=scale, input_size=(run["input_size"], run["input_size"]),
             sel_jpeg_quality=run["sel_jpeg_quality"], sel_scaling=run["sel_scaling"], sel_scale=run["sel_scale"],
             sel_clip=run["sel_clip"], backbone=run["backbone"], feature_dim=run["feature_dim"],
-            model_version=version, training_data=data_text,
+            model_version=version, training_data=data_text, input_features=input_features(run),
+            verdict_band=tuple(verdict_band) if verdict_band else (0.5, 0.5),
         )
         report = export_variant(parts[scale].encoder, parts[scale].head, config, out / f"{config.name}.onnx", check)
         print(json.dumps(report), flush=True)
@@ -240,8 +258,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--variants", type=int, nargs="+")
     parser.add_argument("--model-version")
     parser.add_argument("--training-data")
+    parser.add_argument("--verdict-band", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="probabilities bounding the 'uncertain' verdict (default: 0.5 0.5, no band)")
     args = parser.parse_args(argv)
-    convert_run(args.run, args.out, args.weights, args.variants, args.model_version, args.training_data)
+    convert_run(args.run, args.out, args.weights, args.variants, args.model_version, args.training_data,
+                args.verdict_band)
 
 
 if __name__ == "__main__":

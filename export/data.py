@@ -1,13 +1,13 @@
-"""Training datasets: synthesized sets, CASIA2-layout folders, and their cached SEL tensors.
+"""Training datasets: synthesized sets, CASIA2-layout folders, and their cached input tensors.
 
 A dataset is a list of :class:`Record` (image path, image-level label, optional mask
-path). :func:`build_sel_cache` turns one into network inputs with THE runtime's SEL
-code (:mod:`wsloc_runtime.sel`): the image is read with :func:`wsloc_runtime.load_image`,
-its signed error levels are computed at native resolution and area-resized to the
-network input. The unscaled resized SEL is cached as ``float16`` (SEL lies in
-[-255, 255] and float16 keeps ~3 significant digits there, far below the JPEG noise);
-scaling to the model's range happens when batches are drawn, with
-:func:`wsloc_runtime.sel.scale_error_levels`, so one cache serves every scaling.
+path). :func:`build_input_cache` turns one into network inputs with THE runtime's code
+(:func:`wsloc_runtime.inputs.raw_inputs`): the image is read with
+:func:`wsloc_runtime.load_image`, each input feature (signed error levels, JPEG traces) is
+computed at native resolution and area-resized to the network input. The unscaled maps
+are cached as ``float16`` (SEL lies in [-255, 255] and float16 keeps ~3 significant digits
+there, far below the JPEG noise); scaling to the model's range happens when batches are
+drawn, with :func:`wsloc_runtime.inputs.scale_input`, so one cache serves every scaling.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from wsloc_runtime.imageio import load_image
-from wsloc_runtime.sel import resized_error_levels, scale_error_levels
+from wsloc_runtime.inputs import DEFAULT_INPUT_FEATURES, raw_inputs, scale_input
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 #: Folder names where CASIA2 redistributions keep ground-truth masks.
@@ -91,32 +91,35 @@ def _find_mask(stem: str, mask_dirs: Sequence[Path]) -> Path | None:
     return None
 
 
-def _sel_of(job) -> np.ndarray:
-    path, size, quality = job
-    return resized_error_levels(load_image(path), [size], quality)[0].astype(np.float16)
+def _inputs_of(job) -> np.ndarray:
+    path, size, quality, features = job
+    return raw_inputs(load_image(path), features, [size], quality)[0].astype(np.float16)
 
 
-def build_sel_cache(
+def build_input_cache(
     records: Sequence[Record],
     cache_path: str | os.PathLike,
     input_size: tuple[int, int],
     jpeg_quality: int = 90,
     workers: int = 2,
+    features: Sequence[str] = DEFAULT_INPUT_FEATURES,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resized unscaled SEL of every record, cached in ``cache_path`` (``.npz``).
+    """Resized unscaled input maps of every record, cached in ``cache_path`` (``.npz``).
 
-    The cache is keyed by the records' resolved paths and labels, the size and the
-    quality: a stale file is rebuilt.
+    The cache is keyed by the records' resolved paths and labels, the size, the SEL
+    quality and the features: a stale file is rebuilt.
 
     Returns:
-        ``(sel float16 [N, H, W, 3], labels float32 [N])``.
+        ``(inputs float16 [N, H, W, C], labels float32 [N])``.
     """
     if not records:
         raise ValueError("no records to cache")
     size = (int(input_size[0]), int(input_size[1]))
-    key = hashlib.sha256(
-        json.dumps([[str(Path(r.image).resolve()), r.label] for r in records] + [list(size), int(jpeg_quality)]).encode()
-    ).hexdigest()
+    features = tuple(features)
+    key_parts = [[str(Path(r.image).resolve()), r.label] for r in records] + [list(size), int(jpeg_quality)]
+    if features != DEFAULT_INPUT_FEATURES:  # SEL-only caches keep the keys they were written with
+        key_parts.append(list(features))
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()
     path = Path(cache_path)
     if path.is_file():
         with np.load(path) as cached:
@@ -124,12 +127,12 @@ def build_sel_cache(
                 return cached["sel"], cached["labels"]
     from tqdm import tqdm
 
-    jobs = [(r.image, size, int(jpeg_quality)) for r in records]
+    jobs = [(r.image, size, int(jpeg_quality), features) for r in records]
     if workers > 1:
         with Pool(workers) as pool:
-            sel = list(tqdm(pool.imap(_sel_of, jobs, chunksize=16), total=len(jobs), desc=f"SEL {path.name}"))
+            sel = list(tqdm(pool.imap(_inputs_of, jobs, chunksize=16), total=len(jobs), desc=f"inputs {path.name}"))
     else:
-        sel = [_sel_of(job) for job in tqdm(jobs, desc=f"SEL {path.name}")]
+        sel = [_inputs_of(job) for job in tqdm(jobs, desc=f"inputs {path.name}")]
     array = np.stack(sel)
     labels = np.array([r.label for r in records], np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,17 +150,19 @@ def iterate_batches(
     rng: np.random.Generator | None = None,
     augment: bool = False,
     threads: int = 1,
+    features: Sequence[str] = DEFAULT_INPUT_FEATURES,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches ``(x float32 [B, H, W, 3], y float32 [B, 1])``, scaled as the model expects.
+    """Batches ``(x float32 [B, H, W, C], y float32 [B, 1])``, scaled as the model expects.
 
     Args:
-        scaling: ``(mode, scale, clip)`` for :func:`wsloc_runtime.sel.scale_error_levels`.
+        scaling: SEL's ``(mode, scale, clip)`` for :func:`wsloc_runtime.inputs.scale_input`.
         rng: shuffles when given; ``None`` keeps the order (evaluation).
         augment: random horizontal flips (SEL of a mirrored image is the mirrored SEL
             up to JPEG block alignment, which area-resizing already blurs).
         threads: > 1 scales the images of a batch in a thread pool and prepares the next
             batches while the caller trains on this one (an accelerator consumes batches
             faster than one core scales them). Same batches either way.
+        features: the input features stacked in ``sel``'s channels.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -168,7 +173,7 @@ def iterate_batches(
     flips = [rng.random(len(index)) < 0.5 if augment and rng is not None else None for index in batches]
 
     def scaled(i: int) -> np.ndarray:
-        return scale_error_levels(sel[i].astype(np.float32), mode, scale, clip)
+        return scale_input(sel[i], features, mode, scale, clip)
 
     def make(k: int, pool=None) -> tuple[np.ndarray, np.ndarray]:
         index = batches[k]

@@ -43,6 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
+from wsloc_runtime.inputs import DEFAULT_INPUT_FEATURES, INPUT_FEATURES, feature_channels
 from wsloc_runtime.views import TEST_TIME_VIEWS, test_time_views, view_input
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def build_from_run(run: dict):
     return build_wcbnet_multi(
         run["cbam_scales"], run["backbone"], (run["input_size"], run["input_size"]), run["feature_dim"],
         run.get("imagenet_weights"), tuple(run.get("tiny_widths", (24, 32, 64, 96, 128))), run.get("dropout", 0.2),
-        run.get("bn_momentum"),
+        run.get("bn_momentum"), feature_channels(input_features(run)),
     )
 
 
@@ -156,6 +157,10 @@ def compile_for_training(model, optimizer) -> int:
     return n_outputs
 
 
+#: Settings that runs made before labels training was added lack; they trained this way.
+RUN_DEFAULTS_BEFORE_LABELS = {"input_features": list(DEFAULT_INPUT_FEATURES), "labels": None, "labels_set_dir": None,
+                              "labels_synth": 0, "debias": False, "synth_ratio": 0.0}
+
 #: With a time budget, the learning rate drops by this factor once this fraction of it has passed.
 BUDGET_DECAY_AT, BUDGET_DECAY_FACTOR = 0.7, 0.1
 
@@ -186,7 +191,7 @@ def predict(model, sel: np.ndarray, labels: np.ndarray, run: dict, batch: int = 
 
     scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
     outputs = []
-    for x, _ in iterate_batches(sel, labels, batch, scaling):
+    for x, _ in iterate_batches(sel, labels, batch, scaling, features=input_features(run)):
         per_view = []
         for axes in views:
             logits = model.predict_on_batch(view_input(x, axes))
@@ -207,20 +212,25 @@ def evaluate(model, sel, labels, run) -> dict:
 # --------------------------------------------------------------------------- data
 
 
-def sel_cache_path(synth_dir: str | os.PathLike, split: str, run: dict) -> Path:
-    """Where one split's SEL cache for a run's input size and SEL quality lives."""
+def input_features(run: dict) -> tuple[str, ...]:
+    """The run's input features (runs from before they were configurable used SEL alone)."""
+    return tuple(run.get("input_features", DEFAULT_INPUT_FEATURES))
+
+
+def sel_cache_path(set_dir: str | os.PathLike, split: str, run: dict) -> Path:
+    """Where one split's input cache for a run's input size, SEL quality and features lives."""
     size = run["input_size"]
-    return Path(synth_dir) / "cache" / f"{split}_{size}x{size}_q{run['sel_jpeg_quality']}.npz"
+    features = input_features(run)
+    suffix = "" if features == DEFAULT_INPUT_FEATURES else "_" + "+".join(features)
+    return Path(set_dir) / "cache" / f"{split}_{size}x{size}_q{run['sel_jpeg_quality']}{suffix}.npz"
 
 
-def prepare_data(args, run: dict):
-    """Synthesize (once) and cache SEL for train / val / test; optionally add a CASIA2-layout folder to train."""
-    from export.data import build_sel_cache, read_casia_layout, read_manifest
+def _synthesized_set(args, run: dict, counts: dict[str, int]) -> Path:
+    """The synthesized set's manifest, (re)made when its settings changed."""
     from export.synth import FINAL_QUALITY_RANGE, LOSSLESS_FRACTION, default_data_root, synthesize
 
     synth_dir = Path(args.synth_dir)
     manifest = synth_dir / "manifest.csv"
-    counts = {"train": run["train_count"], "val": run["val_count"], "test": run["test_count"]}
     meta_path = synth_dir / "synth.json"
     final_quality = tuple(run.get("final_quality", FINAL_QUALITY_RANGE))
     lossless = run.get("lossless_fraction", LOSSLESS_FRACTION)
@@ -232,19 +242,66 @@ def prepare_data(args, run: dict):
     if fresh:
         synthesize(args.data or default_data_root(), synth_dir, counts, run["synth_seed"], args.workers,
                    final_quality=final_quality, lossless_fraction=lossless)
+    return manifest
+
+
+def _labels_set(args, run: dict) -> Path:
+    """The labels CSV's training set (:mod:`export.casia_set`), (re)made when its settings changed."""
+    from export.casia_set import build_set
+
+    set_dir = Path(run["labels_set_dir"])
+    meta_path = set_dir / "set.json"
+    wanted = {"labels": str(Path(run["labels"]).resolve()), "seed": run["synth_seed"],
+              "synth_count": run["labels_synth"], "debias": run["debias"]}
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if any(meta.get(k) != v for k, v in wanted.items()) or not (set_dir / "manifest.csv").is_file():
+        build_set(run["labels"], set_dir, run["labels_synth"], run["synth_seed"], debias=run["debias"])
+    return set_dir / "manifest.csv"
+
+
+def prepare_data(args, run: dict):
+    """Cache the inputs of train / val / test.
+
+    Without ``labels``: the synthesized set (made once) gives all three splits; a CASIA2-layout
+    folder (``--casia``) may be added to train. With ``labels`` (an ``image,label`` CSV): its
+    de-biased set (:mod:`export.casia_set`) gives train and val, mixed in train with
+    ``synth_ratio`` synthesized images per real-set image; test, when asked for, is synthesized.
+    """
+    from export.data import build_input_cache, read_casia_layout, read_manifest
+
     size = (run["input_size"], run["input_size"])
-    sets = {}
+    features = input_features(run)
+
+    def cached(records, set_dir, split):
+        return build_input_cache(records, sel_cache_path(set_dir, split, run), size, run["sel_jpeg_quality"],
+                                 args.workers, features)
+
+    sets: dict = {"test": None}  # no test split: e.g. a GPU run leaves it to the machine that reports it
+    if run.get("labels"):
+        manifest = _labels_set(args, run)
+        for split in ("train", "val"):
+            sets[split] = cached(read_manifest(manifest, split), manifest.parent, split)
+        counts = {"train": int(round(run["synth_ratio"] * len(sets["train"][1]))), "val": 0,
+                  "test": run["test_count"]}
+    else:
+        counts = {"train": run["train_count"], "val": run["val_count"], "test": run["test_count"]}
+        for split in ("train", "val"):
+            if counts[split] <= 0:
+                raise ValueError(f"--{split}-count must be > 0")
+    if sum(counts.values()) == 0:
+        return sets
+    manifest = _synthesized_set(args, run, counts)
     for split in ("train", "val", "test"):
         if counts[split] <= 0:
-            if split != "test":
-                raise ValueError(f"--{split}-count must be > 0")
-            sets[split] = None  # e.g. a GPU run that leaves the test split to the machine that reports it
             continue
         records = read_manifest(manifest, split)
         if split == "train" and args.casia:
             records += read_casia_layout(args.casia)
-        sets[split] = build_sel_cache(records, sel_cache_path(synth_dir, split, run), size, run["sel_jpeg_quality"],
-                                      args.workers)
+        inputs, labels = cached(records, manifest.parent, split)
+        if split in sets and sets[split] is not None:  # real-set split mixed with synthesized images
+            inputs = np.concatenate([sets[split][0], inputs])
+            labels = np.concatenate([sets[split][1], labels])
+        sets[split] = (inputs, labels)
     return sets
 
 
@@ -281,9 +338,17 @@ def train(args) -> Path:
         "init_weights": str(Path(args.init_weights).resolve()) if args.init_weights else None,
         "synth_dir": str(Path(args.synth_dir).resolve()),
         "seed": args.seed,
+        "input_features": list(args.input_features or DEFAULT_INPUT_FEATURES),
+        "labels": str(Path(args.labels).resolve()) if args.labels else None,
+        "labels_set_dir": str(Path(args.labels_set_dir).resolve()) if args.labels else None,
+        "labels_synth": args.labels_synth if args.labels else 0,
+        "debias": bool(args.debias) if args.labels else False,
+        "synth_ratio": args.synth_ratio if args.labels else 0.0,
     }
+    if args.labels and args.test_count is None:
+        run["test_count"] = 0  # a labels run reports on real development sets (wsloc evaluate)
     if run_path.is_file():
-        saved = json.loads(run_path.read_text())
+        saved = {**RUN_DEFAULTS_BEFORE_LABELS, **json.loads(run_path.read_text())}
         changed = {k for k in run if k not in ("epochs",) and saved.get(k) != run[k]}
         if changed:
             raise ValueError(f"{run_dir} holds a run with other settings ({sorted(changed)}); use another --out")
@@ -342,7 +407,7 @@ def train(args) -> Path:
         epoch_start = time.time()
         rng = np.random.default_rng([run["seed"], epoch])
         bar = tqdm(iterate_batches(train_sel, train_labels, run["batch"], scaling, rng, augment=True,
-                                   threads=args.workers),
+                                   threads=args.workers, features=input_features(run)),
                    total=steps_per_epoch, desc=f"epoch {epoch}/{run['epochs']}", mininterval=10)
         running, seen = [], 0
         for x, y in bar:
@@ -402,14 +467,15 @@ def test_report(run_dir: Path, synth_dir: str | os.PathLike | None = None, split
     """
     import csv
 
-    from export.data import build_sel_cache, read_manifest
+    from export.data import build_input_cache, read_manifest
 
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text())
     synth = Path(synth_dir or run.get("synth_dir", REPO_ROOT / "data_cache" / "synth"))
     size = (run["input_size"], run["input_size"])
     records = read_manifest(synth / "manifest.csv", split)
-    sel, labels = build_sel_cache(records, sel_cache_path(synth, split, run), size, run["sel_jpeg_quality"])
+    sel, labels = build_input_cache(records, sel_cache_path(synth, split, run), size, run["sel_jpeg_quality"],
+                                    features=input_features(run))
     joint, _ = build_from_run(run)
     joint.load_weights(run_dir / f"{weights}.weights.h5")
     state = json.loads((run_dir / "state.json").read_text())
@@ -443,6 +509,19 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--data", default=None, help="shared data root (default $WSLOC_DATA or ../shared/data)")
     parser.add_argument("--synth-dir", default=str(REPO_ROOT / "data_cache" / "synth"))
     parser.add_argument("--casia", default=None, help="optional CASIA2-layout folder (Au/, Tp/) added to training")
+    parser.add_argument("--labels", help="image,label CSV of real photos (1 = tampered; paths relative to the CSV) "
+                                         "to train on, de-biased by export.casia_set; image-level labels only")
+    parser.add_argument("--labels-set-dir", default=str(REPO_ROOT / "data_cache" / "labels_set"),
+                        help="where the de-biased set made from --labels is written")
+    parser.add_argument("--labels-synth", type=int, default=600,
+                        help="forgeries synthesized from the --labels set's authentic photos")
+    parser.add_argument("--debias", action=argparse.BooleanOptionalAction, default=True,
+                        help="re-save the --labels photos with the other class's JPEG save profiles "
+                             "(--no-debias: the photos as they are, for the shortcut ablation)")
+    parser.add_argument("--synth-ratio", type=float, default=0.0,
+                        help="with --labels: synthesized (BSDS500/Kodak) training images per real-set image")
+    parser.add_argument("--input-features", nargs="+", choices=sorted(INPUT_FEATURES),
+                        help="input channels, by name (default: sel, the paper's signed error levels)")
     parser.add_argument("--variants", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--backbone", choices=["resnet50", "mobilenetv3small", "tinyresnet"])
     parser.add_argument("--input-size", type=int)

@@ -1,7 +1,7 @@
 """WCBnet in Keras: a five-block backbone, one cross-block attention module (CBAM_i) per variant, a linear head.
 
-Shapes (NHWC, float32). For an input ``[B, H, W, 3]`` of scaled signed error levels
-(see :func:`wsloc_runtime.sel.scale_error_levels`) the backbone yields five blocks
+Shapes (NHWC, float32). For an input ``[B, H, W, C]`` of scaled input maps (signed error
+levels, JPEG traces: see :func:`wsloc_runtime.inputs.scale_input`) the backbone yields five blocks
 F1..F5 at strides 2, 4, 8, 16, 32. CBAM_i projects every block to D channels
 (1x1 conv + BN + ReLU), resamples it to block i's size ``(H / 2**i, W / 2**i)``,
 pools each projected block to one descriptor token, runs single-head self-attention
@@ -110,8 +110,9 @@ def build_backbone(
     input_size: Sequence[int],
     imagenet_weights: str | bool | None = None,
     tiny_widths: Sequence[int] = (24, 32, 64, 96, 128),
+    input_channels: int = 3,
 ) -> keras.Model:
-    """Backbone model: input ``[B, H, W, 3]`` -> list of five blocks F1..F5 (strides 2..32).
+    """Backbone model: input ``[B, H, W, C]`` -> list of five blocks F1..F5 (strides 2..32).
 
     Args:
         backbone: ``"resnet50"`` (the paper), ``"mobilenetv3small"`` or ``"tinyresnet"``.
@@ -121,11 +122,17 @@ def build_backbone(
             ``.h5``/``.weights.h5`` file to load those. SEL inputs are not natural images,
             so ImageNet weights are only a starting point.
         tiny_widths: channels of the five tinyresnet blocks.
+        input_channels: C, channels of the input (3 for SEL alone; see
+            :data:`wsloc_runtime.inputs.INPUT_FEATURES`).
     """
     height, width = _check_input_size(input_size)
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
-    inputs = keras.Input((height, width, 3), name="sel")
+    if input_channels < 1:
+        raise ValueError(f"input_channels must be positive, got {input_channels}")
+    if imagenet_weights and input_channels != 3:
+        raise ValueError(f"ImageNet weights need 3 input channels, the input has {input_channels}")
+    inputs = keras.Input((height, width, int(input_channels)), name="sel")
     if backbone == "tinyresnet":
         if imagenet_weights:
             raise ValueError("tinyresnet has no ImageNet weights")
@@ -240,6 +247,7 @@ def build_wcbnet_multi(
     tiny_widths: Sequence[int] = (24, 32, 64, 96, 128),
     dropout: float = 0.2,
     bn_momentum: float | None = None,
+    input_channels: int = 3,
 ) -> tuple[keras.Model, dict[int, WCBnetParts]]:
     """Several WCBnet variants on ONE shared backbone.
 
@@ -257,7 +265,7 @@ def build_wcbnet_multi(
     scales = [int(s) for s in cbam_scales]
     if not scales or len(set(scales)) != len(scales) or any(s not in CBAM_SCALES for s in scales):
         raise ValueError(f"cbam_scales must be distinct values from {CBAM_SCALES}, got {cbam_scales!r}")
-    base = build_backbone(backbone, input_size, imagenet_weights, tiny_widths)
+    base = build_backbone(backbone, input_size, imagenet_weights, tiny_widths, input_channels)
     inputs = keras.Input(base.input.shape[1:], name="sel")
     blocks = base(inputs)
     parts: dict[int, WCBnetParts] = {}
@@ -298,9 +306,11 @@ def build_wcbnet(
     tiny_widths: Sequence[int] = (24, 32, 64, 96, 128),
     dropout: float = 0.2,
     bn_momentum: float | None = None,
+    input_channels: int = 3,
 ) -> WCBnetParts:
     """One WCBnet_i with its own backbone, as the paper trains them (see :func:`build_wcbnet_multi`)."""
     _, parts = build_wcbnet_multi(
-        (cbam_scale,), backbone, input_size, feature_dim, imagenet_weights, tiny_widths, dropout, bn_momentum
+        (cbam_scale,), backbone, input_size, feature_dim, imagenet_weights, tiny_widths, dropout, bn_momentum,
+        input_channels,
     )
     return parts[int(cbam_scale)]

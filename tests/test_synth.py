@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from export.data import build_sel_cache, iterate_batches, read_casia_layout, read_manifest
+from export.data import build_input_cache, iterate_batches, read_casia_layout, read_manifest
 from export.synth import SPLITS, decode, list_sources, make_sample, sources_by_split, split_of, synthesize
 from wsloc_runtime.sel import resized_error_levels, scale_error_levels
 
@@ -57,14 +57,14 @@ def test_synthesize_writes_manifest_and_sel_cache(tmp_path):
         mask = cv2.imread(str(record.mask), cv2.IMREAD_GRAYSCALE)
         assert (mask > 127).any() == bool(record.label)
     cache = tmp_path / "set" / "cache" / "train.npz"
-    sel, labels = build_sel_cache(records, cache, (64, 64), workers=1)
+    sel, labels = build_input_cache(records, cache, (64, 64), workers=1)
     assert sel.shape == (8, 64, 64, 3) and sel.dtype == np.float16
     np.testing.assert_array_equal(labels, [r.label for r in records])
     rgb = cv2.cvtColor(cv2.imread(str(records[3].image)), cv2.COLOR_BGR2RGB)
     expected = resized_error_levels(rgb, [(64, 64)], 90)[0]
     np.testing.assert_allclose(sel[3].astype(np.float32), expected, atol=0.05, rtol=1e-3)
     mtime = cache.stat().st_mtime_ns
-    build_sel_cache(records, cache, (64, 64), workers=1)
+    build_input_cache(records, cache, (64, 64), workers=1)
     assert cache.stat().st_mtime_ns == mtime, "an up-to-date cache must be reused"
     x, y = next(iterate_batches(sel, labels, 4, ("fixed", 16.0, 8.0)))
     np.testing.assert_allclose(x[0], scale_error_levels(sel[0].astype(np.float32), "fixed", 16.0, 8.0))
@@ -112,7 +112,7 @@ def test_casia_layout_reader(tmp_path):
     assert by_name["Tp_D_NRN_S_N_ani00001_ani00002_00001.jpg"].mask.name.endswith("_gt.png")
     assert by_name["Tp_S_NNN_S_N_ani00003_ani00003_00002.tif"].label == 1
     assert by_name["Tp_S_NNN_S_N_ani00003_ani00003_00002.tif"].mask is None
-    sel, labels = build_sel_cache(records, tmp_path / "cache.npz", (32, 32), workers=1)
+    sel, labels = build_input_cache(records, tmp_path / "cache.npz", (32, 32), workers=1)
     assert sel.shape == (3, 32, 32, 3) and labels.tolist() == [0.0, 1.0, 1.0]
 
 

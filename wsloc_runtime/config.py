@@ -3,8 +3,9 @@
 A WCBnet variant's ONNX file
 
 * takes one input, named ``config.input_name`` (default ``"sel"``): ``float32``,
-  shape ``[1, H, W, 3]`` (NHWC, batch fixed at 1), holding signed error levels
-  resized to ``H x W`` and scaled by :func:`wsloc_runtime.sel.scale_error_levels`;
+  shape ``[1, H, W, C]`` (NHWC, batch fixed at 1), holding the features
+  ``config.input_features`` names (default: the 3 channels of signed error levels),
+  resized to ``H x W`` and scaled by :func:`wsloc_runtime.inputs.scale_input`;
 * returns three outputs, named by ``config.output_names``:
   ``logit`` ``[1, 1]`` (z, before the sigmoid; P(manipulated) = sigmoid(z)),
   ``features`` ``[1, h, w, D]`` (F_c, the cross-block attention output),
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Type, TypeVar
 
 from .errors import ModelContractError
+from .inputs import DEFAULT_INPUT_FEATURES, check_features, feature_channels
 
 METADATA_KEY = "wsloc.config"
 CONTRACT_VERSION = 1
@@ -46,6 +48,9 @@ class WCBnetConfig:
         model_version: version string of the trained weights.
         training_data: free text: what the weights were trained on.
         decision_threshold: probability at or above which an image is called manipulated.
+        input_features: the input channels, by name (:data:`wsloc_runtime.inputs.INPUT_FEATURES`).
+        verdict_band: ``(low, high)`` probabilities: below ``low`` the verdict reads "likely
+            authentic", at or above ``high`` "likely manipulated", between them "uncertain".
     """
 
     cbam_scale: int
@@ -63,6 +68,8 @@ class WCBnetConfig:
     model_version: str = "untrained"
     training_data: str = ""
     decision_threshold: float = 0.5
+    input_features: tuple[str, ...] = DEFAULT_INPUT_FEATURES
+    verdict_band: tuple[float, float] = (0.5, 0.5)
     contract_version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
@@ -77,10 +84,18 @@ class WCBnetConfig:
             raise ModelContractError(f"output_names lacks {sorted(missing)}")
         object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
         object.__setattr__(self, "output_names", dict(self.output_names))
+        object.__setattr__(self, "input_features", check_features(self.input_features))
+        if len(self.verdict_band) != 2 or not 0.0 <= self.verdict_band[0] <= self.verdict_band[1] <= 1.0:
+            raise ModelContractError(f"verdict_band must be (low, high) with 0 <= low <= high <= 1, got {self.verdict_band}")
+        object.__setattr__(self, "verdict_band", (float(self.verdict_band[0]), float(self.verdict_band[1])))
 
     @property
     def name(self) -> str:
         return f"wcbnet{self.cbam_scale}"
+
+    @property
+    def input_channels(self) -> int:
+        return feature_channels(self.input_features)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

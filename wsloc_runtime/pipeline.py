@@ -33,7 +33,7 @@ from .errors import ModelContractError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, load_image, read_image
 from .models import resolve_model
 from .regions import Regions, bayesian_enhancement, select_region
-from .sel import resized_error_levels
+from .inputs import raw_inputs, select_channels
 from .segmenters import Segmenter, create_segmenter
 from .views import DEFAULT_TEST_TIME_VIEWS
 from .views import test_time_views as resolve_test_time_views
@@ -261,12 +261,18 @@ class Localizer:
 
     def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]]):
         """Each model's input tensor, by model name (models may scale SEL differently even at one
-        size), and the SEL resized to each of ``extra_sizes``; SEL is computed once for all."""
+        size), and the SEL resized to each of ``extra_sizes``; every feature is computed once for all."""
         sizes = sorted({model.config.input_size for model in self.models})
-        resized = resized_error_levels(rgb, sizes + extra_sizes, self.sel_quality)
+        features = ["sel"] + sorted({f for m in self.models for f in m.config.input_features} - {"sel"})
+        resized = raw_inputs(rgb, features, sizes + extra_sizes, self.sel_quality)
         by_size = dict(zip(sizes, resized[: len(sizes)]))
-        inputs = {model.name: model.prepare(by_size[model.config.input_size]) for model in self.models}
-        return inputs, resized[len(sizes) :]
+        inputs = {
+            model.name: model.prepare(
+                select_channels(by_size[model.config.input_size], features, model.config.input_features)
+            )
+            for model in self.models
+        }
+        return inputs, [select_channels(extra, features, ["sel"]) for extra in resized[len(sizes) :]]
 
     def localize(self, image: ImageSource, progress: ProgressCallback | None = None) -> LocalizationResult:
         """Run the whole method on one image.

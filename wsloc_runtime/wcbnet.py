@@ -11,7 +11,7 @@ import numpy as np
 from .cam import grad_cam
 from .config import METADATA_KEY, WCBnetConfig
 from .errors import ModelContractError
-from .sel import scale_error_levels
+from .inputs import scale_input
 from .session import OnnxModel
 from .views import map_to_input, view_input
 
@@ -68,7 +68,7 @@ class WCBnetModel(OnnxModel):
         names = self.config.output_names
         self.require_names([self.config.input_name], [names["logit"], names["features"], names["gradient"]])
         shape = self.session.get_inputs()[0].shape
-        expected = [1, *self.config.input_size, 3]
+        expected = [1, *self.config.input_size, self.config.input_channels]
         if [d if isinstance(d, int) else -1 for d in shape] != expected:
             raise ModelContractError(f"{self.path.name}: input shape {shape}, contract says {expected}")
 
@@ -76,13 +76,14 @@ class WCBnetModel(OnnxModel):
     def name(self) -> str:
         return self.config.name
 
-    def prepare(self, resized_sel: np.ndarray) -> np.ndarray:
-        """Scale SEL already resized to ``config.input_size`` into the ``[1, H, W, 3]`` input tensor."""
-        height, width = self.config.input_size
-        if resized_sel.shape != (height, width, 3):
-            raise ValueError(f"SEL must be resized to {(height, width, 3)}, got {resized_sel.shape}")
+    def prepare(self, raw_input: np.ndarray) -> np.ndarray:
+        """Scale unscaled input maps (:func:`wsloc_runtime.inputs.raw_inputs`, already resized to
+        ``config.input_size``) into the ``[1, H, W, C]`` input tensor."""
         c = self.config
-        return scale_error_levels(resized_sel, c.sel_scaling, c.sel_scale, c.sel_clip)[None]
+        expected = (*c.input_size, c.input_channels)
+        if raw_input.shape != expected:
+            raise ValueError(f"input maps must be resized to {expected}, got {raw_input.shape}")
+        return scale_input(raw_input, c.input_features, c.sel_scaling, c.sel_scale, c.sel_clip)[None]
 
     def forward(self, input_tensor: np.ndarray) -> WCBnetOutput:
         names = self.config.output_names
