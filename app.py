@@ -489,7 +489,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="default $GRADIO_SERVER_PORT or 7860")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Warnings from everyone, information from wsloc only: httpx would log every request Gradio makes.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for ours in ("wsloc", "wsloc_runtime"):
+        logging.getLogger(ours).setLevel(logging.INFO)
     demo = build_app()
     demo.launch(
         server_name=args.host,
