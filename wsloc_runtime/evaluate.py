@@ -21,6 +21,7 @@ from PIL import Image
 from .errors import InvalidImageError, UnknownNameError, WslocError
 from .imageio import load_image
 from .metrics import accuracy, best_f1, f1_iou_at, nanmean, roc_auc
+from .jpeg_traces import single_compression_map
 from .sel import error_level_map
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ MAP_KINDS = {
     "enhanced": "the method's output A* (needs models)",
     "activation": "the fused Grad-CAM A before enhancement (needs models)",
     "ela": "free baseline: plain error-level map |image - JPEG90(image)|, blurred, max-normalised",
+    "jpeg_dq": "free baseline: single-compression evidence of the JPEG double-quantization map, smoothed, "
+               "min-max normalised (a model input; ADQ-style)",
     "ones": "free baseline: every pixel tampered",
 }
 MASK_THRESHOLD = 127
@@ -82,6 +85,8 @@ def map_function(kind: str, localizer=None) -> MapFunction:
     if kind == "ela":
         # No calibrated image-level score exists for the plain error-level map.
         return lambda rgb: (error_level_map(rgb), None)
+    if kind == "jpeg_dq":
+        return lambda rgb: (single_compression_map(rgb), None)
     if localizer is None:
         raise WslocError(f"--map {kind} needs the WCBnet models")
 
