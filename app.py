@@ -46,7 +46,7 @@ from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
 from wsloc_runtime.models import sha256_of  # noqa: E402
-from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer  # noqa: E402
+from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer, describe_band  # noqa: E402
 from wsloc_runtime.segmenters import create_segmenter, describe_segmenters, segmenter_names  # noqa: E402
 from wsloc_runtime.sel import sel_display  # noqa: E402
 
@@ -284,12 +284,12 @@ def verdict_markdown(analysis: Analysis) -> str:
     lines = [
         f"## Verdict: {result.verdict}",
         f"**P(manipulated) = {result.probability:.3f}** "
-        f"(called manipulated at ≥ {result.decision_threshold:.2f}); per variant: "
+        f"({describe_band(result.verdict_band)}); per variant: "
         + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items()),
         f"Marked area: {100 * float(result.mask.mean()):.1f} % of the photo "
         f"({result.original_size[1]}×{result.original_size[0]} px).",
     ]
-    if not result.is_manipulated:
+    if result.verdict != "likely manipulated":
         lines.append("The maps below still show where the evidence is strongest; read them with the verdict.")
     lines += [f"**Note:** {note}." for note in result.notes]
     if analysis.reference:

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.conftest import make_splice
 from wsloc_runtime import ModelContractError, ModelNotFoundError, UnknownNameError
 from wsloc_runtime.config import METADATA_KEY, WCBnetConfig
 from wsloc_runtime.metrics import f1_iou_at, roc_auc
@@ -214,3 +215,23 @@ def test_single_view_and_mirror_views_agree_on_an_equivariant_model(contract_mod
     assert plain.summary()["test_time_views"] == "none" and mirrored.summary()["test_time_views"] == "hflip"
     assert mirrored.probability == pytest.approx(plain.probability, abs=1e-5)
     np.testing.assert_allclose(mirrored.activation, plain.activation, atol=1e-4)
+
+
+def test_verdict_reads_the_models_band(contract_models):
+    """The uncertain band of the models' config turns a probability into three verdicts."""
+    import dataclasses
+
+    from wsloc_runtime.pipeline import describe_band
+
+    localizer = Localizer(models_dir=contract_models)
+    result = localizer.localize(make_splice()[0])
+    assert result.verdict_band == localizer.verdict_band == (0.5, 0.5)  # contract models carry no band
+    p = result.probability
+    expectations = {(p + 0.1, p + 0.2): "likely authentic", (p - 0.1, p + 0.1): "uncertain",
+                    (p - 0.2, p - 0.1): "likely manipulated", (p, p): "likely manipulated"}
+    for band, verdict in expectations.items():
+        assert dataclasses.replace(result, verdict_band=band).verdict == verdict
+    assert describe_band((0.3, 0.7)) == "uncertain between 0.30 and 0.70"
+    assert describe_band((0.5, 0.5)) == "threshold 0.50"
+    summary = dataclasses.replace(result, verdict_band=(p - 0.1, p + 0.1)).summary()
+    assert summary["verdict"] == "uncertain" and summary["verdict_band"] == [round(p - 0.1, 6), round(p + 0.1, 6)]

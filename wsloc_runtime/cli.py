@@ -151,7 +151,7 @@ def expand_folders(arguments: Sequence[str]) -> list[str]:
 
 
 def verdict_counts(rows: Sequence[dict]) -> str:
-    """``"5 manipulated, 2 no manipulation found"``: how many finished rows got each verdict."""
+    """``"5 likely manipulated, 2 uncertain"``: how many finished rows got each verdict."""
     counts: dict[str, int] = {}
     for row in rows:
         if not row.get("error") and row.get("verdict"):
@@ -159,11 +159,13 @@ def verdict_counts(rows: Sequence[dict]) -> str:
     return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
 
 
-def verdict_line(row: dict, threshold: float, out_dir: Path) -> str:
+def verdict_line(row: dict, band: tuple[float, float], out_dir: Path) -> str:
     """One image's result for people: the verdict with what it rests on (the probability beside
-    the threshold it was compared with), the marked area and where the files are."""
-    return (f"{row['file']}: {row['verdict']} (P(manipulated) = {row['probability']:.3f}, threshold "
-            f"{threshold:.2f}), mask {100 * row['mask_fraction']:.1f}% -> {out_dir / row['stem']}_*.png")
+    the band it was read with), the marked area and where the files are."""
+    from .pipeline import describe_band
+
+    return (f"{row['file']}: {row['verdict']} (P(manipulated) = {row['probability']:.3f}, {describe_band(band)}), "
+            f"mask {100 * row['mask_fraction']:.1f}% -> {out_dir / row['stem']}_*.png")
 
 
 def command_localize(args: argparse.Namespace) -> int:
@@ -181,7 +183,7 @@ def command_localize(args: argparse.Namespace) -> int:
         if row["error"] is not None:
             progress.write(f"error: {row['error']}", file=sys.stderr)
         elif not args.quiet:
-            progress.write(verdict_line(row, localizer.decision_threshold, out_dir))
+            progress.write(verdict_line(row, localizer.verdict_band, out_dir))
             for note in row["notes"]:
                 progress.write(f"  note: {note}")
     progress.close()

@@ -54,6 +54,13 @@ def wcbnet_filename(scale: int) -> str:
     return f"wcbnet{scale}.onnx"
 
 
+def describe_band(band: tuple[float, float]) -> str:
+    """How a probability becomes a verdict, in words: ``"uncertain between 0.30 and 0.70"``, or
+    ``"threshold 0.50"`` for models without an uncertain band."""
+    low, high = band
+    return f"threshold {high:.2f}" if low == high else f"uncertain between {low:.2f} and {high:.2f}"
+
+
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     """``(height, width)`` scaled so the longer side is at most ``max_side`` (never upscaled)."""
     factor = min(1.0, max_side / max(height, width))
@@ -112,6 +119,7 @@ class LocalizationResult:
     original_size: tuple[int, int]
     segmenter: str
     test_time_views: str = DEFAULT_TEST_TIME_VIEWS
+    verdict_band: tuple[float, float] = (0.5, 0.5)
     timings: dict[str, float] = field(default_factory=dict)
     providers: dict[str, list[str]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
@@ -119,8 +127,19 @@ class LocalizationResult:
 
     @property
     def verdict(self) -> str:
-        """The verdict in words, for people: every command line, summary and page reads it here."""
-        return "manipulated" if self.is_manipulated else "no manipulation found"
+        """The verdict in words, for people: every command line, summary and page reads it here.
+
+        "likely manipulated" at or above the band's upper edge, "likely authentic" below its
+        lower edge, "uncertain" between them, so that a weak probability never reads as certain.
+        The edges come with the models (their config's ``verdict_band``, chosen on development
+        sets and stated in the model card).
+        """
+        low, high = self.verdict_band
+        if self.probability >= high:
+            return "likely manipulated"
+        if self.probability < low:
+            return "likely authentic"
+        return "uncertain"
 
     @property
     def working_size(self) -> tuple[int, int]:
@@ -157,6 +176,7 @@ class LocalizationResult:
             "probability": round(float(self.probability), 6),
             "is_manipulated": bool(self.is_manipulated),
             "verdict": self.verdict,
+            "verdict_band": [round(float(edge), 6) for edge in self.verdict_band],
             "decision_threshold": self.decision_threshold,
             "variant_probabilities": {k: round(float(v), 6) for k, v in self.variant_probabilities.items()},
             "test_time_views": self.test_time_views,
@@ -230,6 +250,8 @@ class Localizer:
             raise ModelContractError(f"variants disagree on the SEL JPEG quality: {sorted(qualities)}")
         self.sel_quality = qualities.pop()
         self.decision_threshold = float(np.mean([m.config.decision_threshold for m in self.models]))
+        bands = np.array([m.config.verdict_band for m in self.models], np.float64)
+        self.verdict_band = (float(bands[:, 0].mean()), float(bands[:, 1].mean()))
         self.segmenter = _as_segmenter(segmenter, segmenter_options)
         self.work_max_side = int(work_max_side)
         self.fusion_epsilon = float(fusion_epsilon)
@@ -351,6 +373,7 @@ class Localizer:
             original_size=original_size,
             segmenter=self.segmenter.name,
             test_time_views=self.test_time_views,
+            verdict_band=self.verdict_band,
             timings=timings,
             providers=self.providers,
             models={m.name: f"{m.path.name} ({m.config.backbone}, {m.config.model_version})" for m in self.models},
