@@ -50,7 +50,8 @@ def read_manifest(manifest: str | os.PathLike, split: str | None = None) -> list
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
             if split is None or row["split"] == split:
-                records.append(Record(path.parent / row["image"], int(row["label"]), path.parent / row["mask"], row["split"]))
+                mask = path.parent / row["mask"] if row["mask"] else None  # real photos come without masks
+                records.append(Record(path.parent / row["image"], int(row["label"]), mask, row["split"]))
     return records
 
 
