@@ -139,9 +139,18 @@ def group_by_photo(photos: Sequence[LabelledPhoto]) -> list[int]:
     return [numbering[r] for r in roots]
 
 
-def split_of_group(root_ids: str, val_fraction: float) -> str:
-    u = int.from_bytes(hashlib.sha256(root_ids.encode()).digest()[:8], "big") / 2**64
-    return "val" if u < val_fraction else "train"
+def _unit_hash(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def split_groups(group_keys: dict[int, str], val_fraction: float) -> dict[int, str]:
+    """``train`` or ``val`` per group, by a hash of the group's photo ids; with a positive
+    ``val_fraction``, at least one group is ``val`` (a small set would otherwise have none)."""
+    draws = {g: _unit_hash(key) for g, key in group_keys.items()}
+    splits = {g: "val" if u < val_fraction else "train" for g, u in draws.items()}
+    if val_fraction > 0 and "val" not in splits.values() and len(splits) > 1:
+        splits[min(draws, key=draws.get)] = "val"
+    return splits
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -182,7 +191,8 @@ def build_set(labels_csv: str | Path, out_dir: str | Path, synth_count: int = 40
             stale.unlink()
     groups = group_by_photo(photos)
     group_key = {g: "+".join(sorted({i for p, q in zip(photos, groups) if q == g for i in p.ids})) for g in set(groups)}
-    splits = [split_of_group(group_key[g], val_fraction) for g in groups]
+    group_split = split_groups(group_key, val_fraction)
+    splits = [group_split[g] for g in groups]
     profiles = [save_profile(p) for p in photos]
     pools = {label: [pr for pr in profiles if pr is not None and pr.label == label] for label in (0, 1)}
     if not pools[0] or not pools[1]:

@@ -21,8 +21,12 @@ def _save(path, rgb, quality, subsampling):
 
 @pytest.fixture()
 def labelled_folder(tmp_path):
-    """A CASIA-like set whose classes differ only in their last save: authentic photos at quality 90
-    with 4:2:0 chroma, tampered ones at 70 with 4:4:4 (as CASIA v1.0's do)."""
+    return make_labelled_folder(tmp_path)
+
+
+def make_labelled_folder(tmp_path):
+    """A CASIA-like labels CSV whose classes differ only in their last save: authentic photos at
+    quality 90 with 4:2:0 chroma, tampered ones at 70 with 4:4:4 (as CASIA v1.0's do)."""
     from skimage import data
 
     photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.hubble_deep_field()]

@@ -23,6 +23,7 @@ import pytest
 from export.data import iterate_batches
 from export.pack_sources import pack, unpack
 from export.synth import synthesize
+from tests.test_casia_set import make_labelled_folder
 from tests.test_synth import _fake_kodak
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -190,3 +191,39 @@ def test_report_views_average_logits_like_the_runtime(tmp_path):
     """export.train --report-only --views hflip must average the logits of the input and its mirror
     image, as WCBnetModel.forward_views does, so its AUCs are the runtime's."""
     assert "views ok" in _python(["-c", VIEWS_PREDICT], "tensorflow", tmp_path).stdout
+
+
+LABELS_RUN_CHECK = textwrap.dedent(
+    """
+    import sys
+    from wsloc_runtime.pipeline import Localizer
+    localizer = Localizer(models_dir=sys.argv[1])
+    model = localizer.models[0]
+    assert model.config.input_features == ("sel", "jpeg_dq", "jpeg_lattice"), model.config
+    assert model.session.get_inputs()[0].shape == [1, 64, 64, 5]
+    result = localizer.localize(sys.argv[2])
+    assert result.enhanced.shape == result.working_size and 0.0 <= result.probability <= 1.0
+    print("labels run ok", model.config.training_data)
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
+def test_labels_csv_run_with_jpeg_trace_inputs_converts_and_localizes(tmp_path):
+    """export.train --labels: the de-biased set is built, trained on with the JPEG-trace channels,
+    converted (parity-checked) and run by the runtime, which derives the same five channels."""
+    (tmp_path / "photos").mkdir()
+    labels = make_labelled_folder(tmp_path / "photos")
+    run_dir = tmp_path / "run"
+    _python(["-m", "export.train", "--preset", "cpu", *TINY, "--labels", str(labels), "--labels-set-dir",
+             str(tmp_path / "set"), "--labels-synth", "6", "--input-features", "sel", "jpeg_dq", "jpeg_lattice",
+             "--epochs", "1", "--out", str(run_dir), "--workers", "1"], "tensorflow", tmp_path)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["labels"] == str(labels.resolve()) and run["debias"] and run["test_count"] == 0
+    set_info = json.loads((tmp_path / "set" / "set.json").read_text())
+    assert set_info["counts"]["train"]["images"] + set_info["counts"]["val"]["images"] == 10 * 3 + 5 * 2 + 6  # authentic: as is, swapped, re-saved; tampered: as is, swapped; synthesized
+    _python(["-m", "export.convert", "--run", str(run_dir), "--out", str(tmp_path / "onnx"), "--verdict-band",
+             "0.3", "0.7"], "tensorflow", tmp_path)
+    checked = _python(["-c", LABELS_RUN_CHECK, str(tmp_path / "onnx"), str(next(labels.parent.glob("Sp_*.jpg")))],
+                      "tensorflow", tmp_path)
+    assert "labels run ok" in checked.stdout and "re-saved with the other class's JPEG profiles" in checked.stdout
