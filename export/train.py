@@ -122,7 +122,7 @@ def build_from_run(run: dict):
     return build_wcbnet_multi(
         run["cbam_scales"], run["backbone"], (run["input_size"], run["input_size"]), run["feature_dim"],
         run.get("imagenet_weights"), tuple(run.get("tiny_widths", (24, 32, 64, 96, 128))), run.get("dropout", 0.2),
-        run.get("bn_momentum"), feature_channels(input_features(run)),
+        run.get("bn_momentum"), feature_channels(input_features(run)), run.get("head", "gap"),
     )
 
 
@@ -159,7 +159,7 @@ def compile_for_training(model, optimizer) -> int:
 
 #: Settings that runs made before labels training was added lack; they trained this way.
 RUN_DEFAULTS_BEFORE_LABELS = {"input_features": list(DEFAULT_INPUT_FEATURES), "labels": None, "labels_set_dir": None,
-                              "labels_synth": 0, "debias": False, "synth_ratio": 0.0}
+                              "labels_synth": 0, "debias": False, "synth_ratio": 0.0, "head": "gap"}
 
 #: With a time budget, the learning rate drops by this factor once this fraction of it has passed.
 BUDGET_DECAY_AT, BUDGET_DECAY_FACTOR = 0.7, 0.1
@@ -344,6 +344,7 @@ def train(args) -> Path:
         "labels_synth": args.labels_synth if args.labels else 0,
         "debias": bool(args.debias) if args.labels else False,
         "synth_ratio": args.synth_ratio if args.labels else 0.0,
+        "head": args.head,
     }
     if args.labels and args.test_count is None:
         run["test_count"] = 0  # a labels run reports on real development sets (wsloc evaluate)
@@ -520,6 +521,9 @@ def parse_args(argv: Sequence[str] | None = None):
                              "(--no-debias: the photos as they are, for the shortcut ablation)")
     parser.add_argument("--synth-ratio", type=float, default=0.0,
                         help="with --labels: synthesized (BSDS500/Kodak) training images per real-set image")
+    parser.add_argument("--head", choices=["gap", "lse"], default="gap",
+                        help="gap: global average pooling (the paper); lse: log-sum-exp pooling of local logits "
+                             "(multiple-instance learning)")
     parser.add_argument("--input-features", nargs="+", choices=sorted(INPUT_FEATURES),
                         help="input channels, by name (default: sel, the paper's signed error levels)")
     parser.add_argument("--variants", type=int, nargs="+", default=[2, 3, 4])

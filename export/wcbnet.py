@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 BACKBONES = ("resnet50", "mobilenetv3small", "tinyresnet")
@@ -224,17 +225,54 @@ def cbam(blocks: Sequence[keras.KerasTensor], scale: int, feature_dim: int, pref
     return WeightedBlockSum(name=f"{prefix}_fc")([*resampled, weights])
 
 
-def build_head(fc_shape: Sequence[int], prefix: str, dropout: float = 0.2) -> keras.Model:
-    """Head model: F_c ``[B, h, w, D]`` -> logit ``[B, 1]`` (GAP -> dropout -> dense).
+#: Heads: how F_c becomes the image's logit.
+HEADS = ("gap", "lse")
+#: Sharpness r of the log-sum-exp pooling: with local logits of +-a, a region covering a fraction
+#: f of the photo pools to about a + log(f) / r, so at r = 5 a tenth of the photo is enough.
+LSE_SHARPNESS = 5.0
 
-    The head stays linear (dropout is the identity at inference) so that the ONNX
-    graph's gradient needs only MatMul and Mean gradients, which tf2onnx converts.
+
+class LogSumExpPooling(layers.Layer):
+    """``[B, h, w, 1]`` local logits -> ``[B, 1]``: ``(1 / r) log(mean exp(r s))``, between the mean (r -> 0)
+    and the maximum (r -> inf) of the local logits."""
+
+    def __init__(self, sharpness: float = LSE_SHARPNESS, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sharpness = float(sharpness)
+
+    def call(self, local_logits):
+        count = float(local_logits.shape[1] * local_logits.shape[2])
+        pooled = ops.logsumexp(self.sharpness * local_logits, axis=(1, 2))
+        return (pooled - float(np.log(count))) / self.sharpness
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "sharpness": self.sharpness}
+
+
+def build_head(fc_shape: Sequence[int], prefix: str, dropout: float = 0.2, head: str = "gap") -> keras.Model:
+    """Head model: F_c ``[B, h, w, D]`` -> logit ``[B, 1]``.
+
+    * ``gap`` (the paper): global average pooling -> dropout -> dense.
+    * ``lse`` (multiple-instance learning): dropout -> the same dense at every position (local
+      logits) -> log-sum-exp pooling. An image is manipulated when SOME region is, so training
+      pushes the local logits up where the evidence is and keeps them low on authentic photos;
+      Grad-CAM of this head is the map of local logits (without the bias), the localization.
+
+    Both stay within ops whose gradients tf2onnx converts (MatMul, Mean, Exp, Log), so the ONNX
+    graph computes dz/dF_c itself.
     """
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
     features = keras.Input(tuple(fc_shape), name=f"{prefix}_features")
-    x = layers.GlobalAveragePooling2D(name=f"{prefix}_gap")(features)
-    if dropout > 0:
-        x = layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
-    logit = layers.Dense(1, name=f"{prefix}_logit")(x)
+    if head == "gap":
+        x = layers.GlobalAveragePooling2D(name=f"{prefix}_gap")(features)
+        if dropout > 0:
+            x = layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
+        logit = layers.Dense(1, name=f"{prefix}_logit")(x)
+    else:
+        x = layers.Dropout(dropout, name=f"{prefix}_dropout")(features) if dropout > 0 else features
+        local = layers.Dense(1, name=f"{prefix}_logit")(x)
+        logit = LogSumExpPooling(name=f"{prefix}_lse")(local)
     return keras.Model(features, logit, name=f"{prefix}_head")
 
 
@@ -248,6 +286,7 @@ def build_wcbnet_multi(
     dropout: float = 0.2,
     bn_momentum: float | None = None,
     input_channels: int = 3,
+    head: str = "gap",
 ) -> tuple[keras.Model, dict[int, WCBnetParts]]:
     """Several WCBnet variants on ONE shared backbone.
 
@@ -272,12 +311,12 @@ def build_wcbnet_multi(
     for scale in scales:
         prefix = f"cbam{scale}"
         fc = cbam(blocks, scale, feature_dim, prefix)
-        head = build_head(fc.shape[1:], prefix, dropout)
-        logit = head(fc)
+        head_model = build_head(fc.shape[1:], prefix, dropout, head)
+        logit = head_model(fc)
         parts[scale] = WCBnetParts(
             model=keras.Model(inputs, logit, name=f"wcbnet{scale}"),
             encoder=keras.Model(inputs, fc, name=f"wcbnet{scale}_encoder"),
-            head=head,
+            head=head_model,
             cbam_scale=scale,
         )
     joint = keras.Model(inputs, [parts[s].model.output for s in scales], name="wcbnet_joint")
@@ -307,10 +346,11 @@ def build_wcbnet(
     dropout: float = 0.2,
     bn_momentum: float | None = None,
     input_channels: int = 3,
+    head: str = "gap",
 ) -> WCBnetParts:
     """One WCBnet_i with its own backbone, as the paper trains them (see :func:`build_wcbnet_multi`)."""
     _, parts = build_wcbnet_multi(
         (cbam_scale,), backbone, input_size, feature_dim, imagenet_weights, tiny_widths, dropout, bn_momentum,
-        input_channels,
+        input_channels, head,
     )
     return parts[int(cbam_scale)]

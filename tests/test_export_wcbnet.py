@@ -77,6 +77,17 @@ SCRIPT = textwrap.dedent(
     check = np.random.default_rng(7).normal(0, 1, (1, 64, 64, 3)).astype(np.float32)
     report["export"] = export_variant(part.encoder, part.head, config, out / "wcbnet3.onnx", [check])
     report["config"] = config.to_json()
+    # The multiple-instance head (log-sum-exp pooling of local logits) on five input channels.
+    lse = build_wcbnet(2, **tiny, head="lse", input_channels=5)
+    lse_config = WCBnetConfig(cbam_scale=2, input_size=(64, 64), backbone="tinyresnet", feature_dim=8,
+                              input_features=("sel", "jpeg_dq", "jpeg_lattice"))
+    report["export_lse"] = export_variant(lse.encoder, lse.head, lse_config, out / "wcbnet2_lse.onnx")
+    lse_probe = np.random.default_rng(13).normal(0, 1, (1, 64, 64, 5)).astype(np.float32)
+    lse_features = lse.encoder(lse_probe, training=False).numpy()[0]
+    dense = lse.head.get_layer("cbam2_logit")
+    weights, bias = (v.numpy() for v in dense.weights)
+    report["lse_local_logits"] = (lse_features @ weights[:, 0]).tolist()
+    np.save(out / "lse_probe.npy", lse_probe)
 
     # Reference Grad-CAM with an eager GradientTape on F_c, independent of the exported graph.
     probe = np.random.default_rng(11).normal(0, 1, (1, 64, 64, 3)).astype(np.float32)
@@ -150,6 +161,18 @@ def test_grad_cam_from_onnx_outputs_equals_tensorflow_gradient_tape(tf_run):
     assert np.abs(reference["probe_gradient"]).max() > 0
     np.testing.assert_allclose(result.gradient, reference["probe_gradient"], rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(grad_cam(result.features, result.gradient), reference["probe_cam"], rtol=1e-4, atol=1e-6)
+
+
+def test_lse_head_exports_and_its_grad_cam_is_the_map_of_local_logits(tf_run):
+    report, out = tf_run
+    assert max(report["export_lse"]["parity"].values()) < 1e-4
+    model = WCBnetModel(out / "wcbnet2_lse.onnx", providers=["CPUExecutionProvider"])
+    assert model.config.input_channels == 5
+    result = model.forward(np.load(out / "lse_probe.npy"))
+    local = np.array(report["lse_local_logits"])
+    # dz/dF_c = softmax weights x w, so alpha = w / (h w): Grad-CAM is ReLU of the local logits (no bias).
+    np.testing.assert_allclose(grad_cam(result.features, result.gradient) * local.size, np.maximum(local, 0),
+                               rtol=1e-3, atol=1e-5)
 
 
 def test_runtime_rejects_file_without_metadata(tf_run, tmp_path):
