@@ -13,13 +13,16 @@ compression is swapped). Here every photo appears
 * re-saved with the JPEG tables and chroma subsampling (a "save profile") of a random photo
   of the OTHER class;
 
-authentic photos once more with a profile drawn from both classes, and forgeries are added
-that are synthesized from the authentic photos (real camera JPEGs as host and donor: a
-region of another photo, or of the host itself, rotated or scaled or not, pasted at a
-random offset) and saved with a profile drawn from both classes. Each class's last saves
-then come from the two classes' profiles in equal parts, so the last save carries no label,
-while what the edit did to the photos' earlier compression (a pasted region losing the
-host's aligned double quantization) stays.
+authentic photos also once more with another tampered photo's profile, and twice: with a
+tampered photo's profile, then an authentic one's (the chain a tampered photo follows when
+it is re-saved, so that "a coarse save, then a finer one" does not mean tampered either).
+Forgeries are added that are synthesized from the authentic photos (real camera JPEGs as
+host and donor: a region of another photo, or of the host itself, rotated or scaled or not,
+pasted at a random offset), saved with a profile drawn from both classes and, half of them,
+re-saved with one of the other class. Each class's last saves then come from the two classes'
+profiles in about equal parts and their histories follow the same chains, so the
+compression carries no label, while what the edit did to the photos' earlier compression (a
+pasted region losing the host's aligned double quantization) stays.
 
 The split into ``train`` and ``val`` is by photo: a splice joins the ids of its source
 photos (CASIA names them, ``Sp_D_..._ani0044_ani0051_0286``), and every photo sharing an id
@@ -158,6 +161,11 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+def decode_jpeg(encoded: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(encoded)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def synthesize_forgery(host: np.ndarray, donor: np.ndarray | None, rng: np.random.Generator):
     """A splice (region of ``donor``) or, with ``donor=None``, a copy-move within ``host``.
 
@@ -228,9 +236,15 @@ def build_set(labels_csv: str | Path, out_dir: str | Path, synth_count: int = 40
         write(split, f"{stem}__swap", encode_with_profile(rgb, swapped), photo.label, kind, photo.path.name,
               {"final": "resave", "profile": swapped.source})
         if photo.label == 0:
-            extra = pick(everything)
+            extra = pick(pools[1])  # authentic photos get four last saves, half of them tampered-like
             write(split, f"{stem}__resave", encode_with_profile(rgb, extra), 0, kind, photo.path.name,
                   {"final": "resave", "profile": extra.source})
+            # The tampered photos' chain re-saved with an authentic profile: an edit's save, then
+            # a share's. Without this the history "coarse save, then a finer one" means tampered.
+            edited_like, shared_like = pick(pools[1]), pick(pools[0])
+            twice = encode_with_profile(decode_jpeg(encode_with_profile(rgb, edited_like)), shared_like)
+            write(split, f"{stem}__twice", twice, 0, kind, photo.path.name,
+                  {"final": "resave twice", "profile": [edited_like.source, shared_like.source]})
 
     authentic = {split: [p for p, s in zip(photos, splits) if s == split and p.label == 0] for split in ("train", "val")}
     for index in tqdm(range(synth_count), desc="synthesized forgeries"):
@@ -246,10 +260,13 @@ def build_set(labels_csv: str | Path, out_dir: str | Path, synth_count: int = 40
         image, mask = synthesize_forgery(read_rgb(host_photo.path),
                                          None if donor_photo is None else read_rgb(donor_photo.path), rng)
         profile = pick(everything if debias else pools[1])
+        encoded, chain = encode_with_profile(image, profile), [profile.source]
+        if debias and rng.random() < 0.5:  # shared after the edit, as the authentic photos' second chain
+            second = pick(pools[1 - profile.label])
+            encoded, chain = encode_with_profile(decode_jpeg(encoded), second), chain + [second.source]
         kind = "copymove" if copy_move else "spliced"
-        write(split, f"synth_{index:05d}", encode_with_profile(image, profile), int(mask.any()), f"synth-{kind}",
-              host_photo.path.name, {"final": "resave", "profile": profile.source,
-                                     "donor": donor_photo.path.name if donor_photo else None}, mask)
+        write(split, f"synth_{index:05d}", encoded, int(mask.any()), f"synth-{kind}", host_photo.path.name,
+              {"final": "resave", "profile": chain, "donor": donor_photo.path.name if donor_photo else None}, mask)
 
     manifest = out / "manifest.csv"
     with manifest.open("w", newline="") as handle:

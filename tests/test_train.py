@@ -221,7 +221,7 @@ def test_labels_csv_run_with_jpeg_trace_inputs_converts_and_localizes(tmp_path):
     run = json.loads((run_dir / "run.json").read_text())
     assert run["labels"] == str(labels.resolve()) and run["debias"] and run["test_count"] == 0
     set_info = json.loads((tmp_path / "set" / "set.json").read_text())
-    assert set_info["counts"]["train"]["images"] + set_info["counts"]["val"]["images"] == 10 * 3 + 5 * 2 + 6  # authentic: as is, swapped, re-saved; tampered: as is, swapped; synthesized
+    assert set_info["counts"]["train"]["images"] + set_info["counts"]["val"]["images"] == 10 * 4 + 5 * 2 + 6  # authentic: as is, swapped, re-saved, twice; tampered: as is, swapped; synthesized
     _python(["-m", "export.convert", "--run", str(run_dir), "--out", str(tmp_path / "onnx"), "--verdict-band",
              "0.3", "0.7"], "tensorflow", tmp_path)
     checked = _python(["-c", LABELS_RUN_CHECK, str(tmp_path / "onnx"), str(next(labels.parent.glob("Sp_*.jpg")))],
