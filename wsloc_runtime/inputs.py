@@ -7,7 +7,9 @@ network input with area interpolation; scaling to the network's range happens la
 the model's config (:func:`scale_input`), so one cache of unscaled inputs serves every
 scaling.
 
-Registered features (``WCBnetConfig.input_features``):
+Registered features (``WCBnetConfig.input_features``). A name stands for one fixed computation
+(models and training caches are keyed by it): a changed algorithm is registered under a new
+name, never swapped in under an old one.
 
 * ``sel`` (3 channels): signed error levels at ``sel_jpeg_quality`` (the paper's input),
   scaled as ``sel_scaling`` / ``sel_scale`` / ``sel_clip`` say;
