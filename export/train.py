@@ -527,7 +527,7 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--input-features", nargs="+", choices=sorted(INPUT_FEATURES),
                         help="input channels, by name (default: sel, the paper's signed error levels)")
     parser.add_argument("--variants", type=int, nargs="+", default=[2, 3, 4])
-    parser.add_argument("--backbone", choices=["resnet50", "mobilenetv3small", "tinyresnet"])
+    parser.add_argument("--backbone", choices=["resnet50", "mobilenetv3small", "mobilenetv3large", "tinyresnet"])
     parser.add_argument("--input-size", type=int)
     parser.add_argument("--feature-dim", type=int)
     parser.add_argument("--optimizer", choices=["sgd", "adam"])

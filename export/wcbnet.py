@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-BACKBONES = ("resnet50", "mobilenetv3small", "tinyresnet")
+BACKBONES = ("resnet50", "mobilenetv3small", "mobilenetv3large", "tinyresnet")
 CBAM_SCALES = (2, 3, 4)
 #: Block strides of the five-block structure every backbone must have.
 BLOCK_STRIDES = (2, 4, 8, 16, 32)
@@ -116,7 +116,8 @@ def build_backbone(
     """Backbone model: input ``[B, H, W, C]`` -> list of five blocks F1..F5 (strides 2..32).
 
     Args:
-        backbone: ``"resnet50"`` (the paper), ``"mobilenetv3small"`` or ``"tinyresnet"``.
+        backbone: ``"resnet50"`` (the paper), ``"mobilenetv3small"``, ``"mobilenetv3large"`` or
+            ``"tinyresnet"``.
         input_size: ``(H, W)``, multiples of 32.
         imagenet_weights: ``None``/``False`` for random init (default); ``True`` to let
             Keras load its ImageNet weights (needs them cached or a network); a path to a
@@ -148,7 +149,9 @@ def build_backbone(
         base = keras.applications.ResNet50(include_top=False, weights=weights, input_tensor=inputs)
         blocks = [base.get_layer(name).output for name in RESNET50_BLOCKS]
     else:
-        base = keras.applications.MobileNetV3Small(
+        mobilenet = {"mobilenetv3small": keras.applications.MobileNetV3Small,
+                     "mobilenetv3large": keras.applications.MobileNetV3Large}[backbone]
+        base = mobilenet(
             include_top=False,
             weights=weights,
             input_tensor=inputs,
