@@ -14,7 +14,7 @@ from tests.conftest import jpeg_cycle
 from wsloc_runtime.config import WCBnetConfig
 from wsloc_runtime.errors import ModelContractError
 from wsloc_runtime.inputs import feature_channels, raw_inputs, scale_input, select_channels
-from wsloc_runtime.jpeg_traces import FREQUENCIES, jpeg_traces, single_compression_map
+from wsloc_runtime.jpeg_traces import FREQUENCIES, jpeg_traces, single_compression_evidence, single_compression_map
 from wsloc_runtime.metrics import roc_auc
 from wsloc_runtime.sel import resized_error_levels
 
@@ -51,6 +51,7 @@ def test_no_jpeg_history_gives_no_grid_and_zero_maps():
     traces = jpeg_traces(never_compressed)
     assert not traces.has_grid
     assert not traces.double_quantization.any() and not traces.lattice_fit.any()
+    assert not single_compression_evidence(traces).any()
 
 
 def spliced_double_jpeg() -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +82,9 @@ def test_double_quantization_marks_the_singly_compressed_region():
     ratio = traces.double_quantization
     blocks = mask[: ratio.shape[0] * 8 : 8, : ratio.shape[1] * 8 : 8]
     assert (ratio[blocks] < 0).mean() > 0.7 and (ratio[~blocks] < 0).mean() < 0.4
+    # The one-sided evidence is where the pasted region is, and nearly absent elsewhere.
+    evidence = single_compression_evidence(traces)
+    assert evidence.min() >= 0.0 and evidence[blocks].mean() > 4 * evidence[~blocks].mean()
 
 
 def test_lattice_fit_marks_a_region_moved_off_the_grid_in_a_lossless_save():
@@ -105,17 +109,20 @@ def test_raw_inputs_stack_features_in_the_order_asked():
         np.testing.assert_array_equal(select_channels(maps, ["jpeg_dq", "sel", "jpeg_lattice"], ["sel"]), expected)
     dq_only = raw_inputs(image, ["jpeg_dq"], sizes[:1])[0]
     np.testing.assert_array_equal(dq_only[..., 0], stacked[0][..., 0])
+    sq = raw_inputs(image, ["jpeg_sq"], sizes[:1])[0]
+    assert sq.shape == (64, 96, 1) and sq.min() >= 0.0 and sq.max() > 1.0
 
 
 def test_scale_input_scales_each_feature_its_own_way():
-    raw = np.zeros((4, 4, 5), np.float32)
+    raw = np.zeros((4, 4, 6), np.float32)
     raw[..., :3] = 32.0  # SEL: fixed scaling divides by sel_scale and clips
     raw[..., 3] = 1000.0  # a huge double-quantization ratio is clipped
     raw[..., 4] = -0.5  # lattice fit passes through
-    scaled = scale_input(raw, ["sel", "jpeg_dq", "jpeg_lattice"], "fixed", 16.0, 1.5)
-    np.testing.assert_allclose(scaled[0, 0], [1.5, 1.5, 1.5, 4.0, -0.5])
+    raw[..., 5] = 6.0  # single-compression evidence is divided by SQ_SCALE
+    scaled = scale_input(raw, ["sel", "jpeg_dq", "jpeg_lattice", "jpeg_sq"], "fixed", 16.0, 1.5)
+    np.testing.assert_allclose(scaled[0, 0], [1.5, 1.5, 1.5, 4.0, -0.5, 1.5])
     with pytest.raises(ValueError, match="channels"):
-        scale_input(raw[..., :4], ["sel", "jpeg_dq", "jpeg_lattice"], "fixed", 16.0, 1.5)
+        scale_input(raw[..., :4], ["sel", "jpeg_dq", "jpeg_lattice", "jpeg_sq"], "fixed", 16.0, 1.5)
 
 
 def test_config_carries_features_and_verdict_band_and_reads_old_files():

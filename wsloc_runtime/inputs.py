@@ -16,7 +16,10 @@ name, never swapped in under an old one.
 * ``jpeg_dq`` (1 channel): per 8x8 block, the log-likelihood ratio of double vs single
   quantization (:mod:`wsloc_runtime.jpeg_traces`), divided by :data:`DQ_SCALE`, clipped;
 * ``jpeg_lattice`` (1 channel): per block, how well its DCT coefficients sit on the
-  photo's quantization lattice, in [-1, 1].
+  photo's quantization lattice, in [-1, 1];
+* ``jpeg_sq`` (1 channel): per block, the one-sided evidence of single compression amid
+  double compression (the ratio pooled over 5x5 blocks, negated, floored at 0), divided by
+  :data:`SQ_SCALE`, clipped: positive only where a region looks pasted.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ModelContractError
-from .jpeg_traces import block_map_to_size, jpeg_traces
+from .jpeg_traces import block_map_to_size, jpeg_traces, single_compression_evidence
 from .sel import resized_error_levels, scale_error_levels
 
 
@@ -41,12 +44,17 @@ INPUT_FEATURES: dict[str, InputFeature] = {
     "sel": InputFeature(3, "signed error levels (image - JPEG_q(image)), per RGB channel"),
     "jpeg_dq": InputFeature(1, "per-block log-likelihood ratio, double vs single JPEG quantization"),
     "jpeg_lattice": InputFeature(1, "per-block fit of the DCT coefficients to the photo's quantization lattice"),
+    "jpeg_sq": InputFeature(1, "per-block one-sided evidence of single compression amid double compression"),
 }
+#: The JPEG-trace features, computed together from one analysis of the photo.
+TRACE_FEATURES = ("jpeg_dq", "jpeg_lattice", "jpeg_sq")
 DEFAULT_INPUT_FEATURES = ("sel",)
 #: A block's double-quantization log-likelihood ratio sums up to 45 frequencies' clipped
 #: ratios; 16 brings a typical block into [-2, 2].
 DQ_SCALE = 16.0
 DQ_CLIP = 4.0
+#: Pooled single-compression evidence reaches 2-8 in a pasted region and stays below 1 elsewhere.
+SQ_SCALE = 4.0
 
 
 def check_features(names: Sequence[str]) -> tuple[str, ...]:
@@ -84,14 +92,16 @@ def raw_inputs(
     per_feature: dict[str, list[np.ndarray]] = {}
     if "sel" in features:
         per_feature["sel"] = resized_error_levels(rgb, sizes, sel_quality)
-    if "jpeg_dq" in features or "jpeg_lattice" in features:
+    if any(name in features for name in TRACE_FEATURES):
         traces = jpeg_traces(rgb)
         image_size = rgb.shape[:2]
-        maps = {"jpeg_dq": traces.double_quantization, "jpeg_lattice": traces.lattice_fit}
-        for name in ("jpeg_dq", "jpeg_lattice"):
+        maps = {"jpeg_dq": lambda: traces.double_quantization, "jpeg_lattice": lambda: traces.lattice_fit,
+                "jpeg_sq": lambda: single_compression_evidence(traces)}
+        for name in TRACE_FEATURES:
             if name in features:
+                block_map = maps[name]()
                 per_feature[name] = [
-                    block_map_to_size(maps[name], traces.offset, image_size, size)[..., None] for size in sizes
+                    block_map_to_size(block_map, traces.offset, image_size, size)[..., None] for size in sizes
                 ]
     return [
         np.concatenate([per_feature[name][k] for name in features], axis=2).astype(np.float32)
@@ -125,6 +135,8 @@ def scale_input(raw: np.ndarray, features: Sequence[str], sel_scaling: str, sel_
             parts.append(scale_error_levels(channels, sel_scaling, sel_scale, sel_clip))
         elif name == "jpeg_dq":
             parts.append(np.clip(channels / np.float32(DQ_SCALE), -DQ_CLIP, DQ_CLIP))
+        elif name == "jpeg_sq":
+            parts.append(np.clip(channels / np.float32(SQ_SCALE), 0.0, DQ_CLIP))
         else:
             parts.append(channels)
     return np.concatenate(parts, axis=-1).astype(np.float32)

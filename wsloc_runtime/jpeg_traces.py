@@ -330,17 +330,30 @@ def block_map_to_size(block_map: np.ndarray, offset: tuple[int, int], image_size
     return cv2.resize(extent, (out_w, out_h), interpolation=interpolation)
 
 
-#: Side, in blocks, of the box filter that pools block evidence for the free baseline map.
-BASELINE_POOL_BLOCKS = 5
+#: Side, in blocks, of the box filter that pools block evidence (a single block's ratio is noisy).
+POOL_BLOCKS = 5
+
+
+def pooled_double_quantization(traces: JpegTraces) -> np.ndarray:
+    """The double-quantization ratio averaged over POOL_BLOCKS x POOL_BLOCKS blocks, per block."""
+    return cv2.blur(traces.double_quantization, (POOL_BLOCKS, POOL_BLOCKS))
+
+
+def single_compression_evidence(traces: JpegTraces) -> np.ndarray:
+    """Per block, how strongly the neighbourhood looks singly compressed amid a doubly compressed
+    photo: ``max(0, -pooled ratio)``, ``float32`` ``(rows, cols)``, 0 where it looks doubly
+    compressed or where the photo shows no double compression at all. One-sided on purpose: a
+    pasted region is where this evidence is, not where it is missing."""
+    return np.maximum(-pooled_double_quantization(traces), 0.0).astype(np.float32)
 
 
 def single_compression_map(rgb: np.ndarray) -> np.ndarray:
     """The training-free localization map of this module: where blocks look singly compressed amid
-    doubly compressed ones (minus the double-quantization ratio, pooled over 5x5 blocks),
-    min-max scaled to [0, 1] at the photo's size. All zeros without JPEG history.
+    doubly compressed ones (minus the pooled double-quantization ratio), min-max scaled to
+    [0, 1] at the photo's size. All zeros without JPEG history.
     """
     traces = jpeg_traces(rgb)
-    evidence = -cv2.blur(traces.double_quantization, (BASELINE_POOL_BLOCKS, BASELINE_POOL_BLOCKS))
+    evidence = -pooled_double_quantization(traces)
     low, high = float(evidence.min()), float(evidence.max())
     scaled = (evidence - low) / (high - low) if high > low else np.zeros_like(evidence)
     return block_map_to_size(scaled.astype(np.float32), traces.offset, rgb.shape[:2], rgb.shape[:2])
