@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="folder for the perturbed copies and the report")
     parser.add_argument("--models", help="WCBnet models folder (default: the bundled ones)")
     parser.add_argument("--perturbations", nargs="+", default=list(PERTURBATIONS), choices=list(PERTURBATIONS))
+    parser.add_argument("--tampered-only", action="store_true",
+                        help="score only the photos with a mask (the pixel scores; no image AUC), in half the time")
     args = parser.parse_args(argv)
     out_dir = Path(args.out)
     localizer = Localizer(models_dir=args.models)
@@ -91,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for name, listing in sets.items():
         pairs = read_pairs(listing)
+        if args.tampered_only:
+            pairs = [pair for pair in pairs if pair.mask is not None]
         report[name] = {}
         for kind in MAPS:
             full = evaluate_pairs(pairs, map_function(kind, localizer), localizer.decision_threshold, show_progress=False)
@@ -100,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"| {name} | {kind} | {row['pixel_auc']:.3f} | {row['pixel_f1']:.3f} | {row['pixel_f1_best']:.3f} "
                   f"| {image_auc} |", flush=True)
     (out_dir / "robustness.json").write_text(json.dumps({"pairs": str(args.pairs), "models": args.models,
-                                                         "report": report}, indent=2))
+                                                         "tampered_only": args.tampered_only, "report": report},
+                                                        indent=2))
 
 
 if __name__ == "__main__":
