@@ -233,5 +233,9 @@ def test_verdict_reads_the_models_band(contract_models):
         assert dataclasses.replace(result, verdict_band=band).verdict == verdict
     assert describe_band((0.3, 0.7)) == "uncertain between 0.30 and 0.70"
     assert describe_band((0.5, 0.5)) == "threshold 0.50"
+    assert describe_band((0.1767, 1.0)) == "uncertain from 0.18 up"  # never "likely manipulated"
+    assert describe_band((0.0, 0.8)) == "uncertain below 0.80"
+    for probability in (0.99, 1.0):
+        assert dataclasses.replace(result, probability=probability, verdict_band=(0.1767, 1.0)).verdict == "uncertain"
     summary = dataclasses.replace(result, verdict_band=(p - 0.1, p + 0.1)).summary()
     assert summary["verdict"] == "uncertain" and summary["verdict_band"] == [round(p - 0.1, 6), round(p + 0.1, 6)]

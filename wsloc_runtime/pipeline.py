@@ -55,10 +55,18 @@ def wcbnet_filename(scale: int) -> str:
 
 
 def describe_band(band: tuple[float, float]) -> str:
-    """How a probability becomes a verdict, in words: ``"uncertain between 0.30 and 0.70"``, or
-    ``"threshold 0.50"`` for models without an uncertain band."""
+    """How a probability becomes a verdict, in words: ``"uncertain between 0.30 and 0.70"``,
+    ``"threshold 0.50"`` for models without an uncertain band, and for a band open at one end
+    (the models are never confident on that side) ``"uncertain from 0.18 up"`` or
+    ``"uncertain below 0.80"``."""
     low, high = band
-    return f"threshold {high:.2f}" if low == high else f"uncertain between {low:.2f} and {high:.2f}"
+    if low == high:
+        return f"threshold {high:.2f}"
+    if high >= 1.0:
+        return f"uncertain from {low:.2f} up" if low > 0.0 else "always uncertain"
+    if low <= 0.0:
+        return f"uncertain below {high:.2f}"
+    return f"uncertain between {low:.2f} and {high:.2f}"
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -132,10 +140,11 @@ class LocalizationResult:
         "likely manipulated" at or above the band's upper edge, "likely authentic" below its
         lower edge, "uncertain" between them, so that a weak probability never reads as certain.
         The edges come with the models (their config's ``verdict_band``, chosen on development
-        sets and stated in the model card).
+        sets and stated in the model card). An upper edge of 1.0 means that no probability was
+        reliable enough on those sets: such models never say "likely manipulated".
         """
         low, high = self.verdict_band
-        if self.probability >= high:
+        if self.probability >= high and high < 1.0:  # an upper edge of 1 means: never confident
             return "likely manipulated"
         if self.probability < low:
             return "likely authentic"
