@@ -211,10 +211,18 @@ LABELS_RUN_CHECK = textwrap.dedent(
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
 def test_labels_csv_run_with_jpeg_trace_inputs_converts_and_localizes(tmp_path):
     """export.train --labels: the de-biased set is built, trained on with the JPEG-trace channels,
-    converted (parity-checked) and run by the runtime, which derives the same five channels."""
+    converted (parity-checked) and run by the runtime, which derives the same five channels.
+    No mask is read: the labels CSV has none, and the masks the set writes for its synthesized
+    forgeries (for evaluation only) are deleted before training."""
     (tmp_path / "photos").mkdir()
     labels = make_labelled_folder(tmp_path / "photos")
     run_dir = tmp_path / "run"
+    _python(["-m", "export.casia_set", "--labels", str(labels), "--out", str(tmp_path / "set"), "--synth", "6"],
+            "tensorflow", tmp_path)
+    masks = sorted((tmp_path / "set").rglob("*_mask.png"))
+    assert masks, "the synthesized forgeries should come with masks"
+    for mask in masks:
+        mask.unlink()
     _python(["-m", "export.train", "--preset", "cpu", *TINY, "--labels", str(labels), "--labels-set-dir",
              str(tmp_path / "set"), "--labels-synth", "6", "--input-features", "sel", "jpeg_dq", "jpeg_lattice",
              "--epochs", "1", "--out", str(run_dir), "--workers", "1"], "tensorflow", tmp_path)
@@ -222,6 +230,7 @@ def test_labels_csv_run_with_jpeg_trace_inputs_converts_and_localizes(tmp_path):
     assert run["labels"] == str(labels.resolve()) and run["debias"] and run["test_count"] == 0
     set_info = json.loads((tmp_path / "set" / "set.json").read_text())
     assert set_info["counts"]["train"]["images"] + set_info["counts"]["val"]["images"] == 10 * 4 + 5 * 2 + 6  # authentic: as is, swapped, re-saved, twice; tampered: as is, swapped; synthesized
+    assert not any((tmp_path / "set").rglob("*_mask.png")), "the set was rebuilt: the mask-free check proved nothing"
     _python(["-m", "export.convert", "--run", str(run_dir), "--out", str(tmp_path / "onnx"), "--verdict-band",
              "0.3", "0.7"], "tensorflow", tmp_path)
     checked = _python(["-c", LABELS_RUN_CHECK, str(tmp_path / "onnx"), str(next(labels.parent.glob("Sp_*.jpg")))],

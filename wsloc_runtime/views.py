@@ -13,8 +13,9 @@ from .errors import UnknownNameError
 #: Test-time views by name. A view is the tuple of axes of the ``[N, H, W, C]`` input that are
 #: flipped before the forward pass (2 = left-right, 1 = up-down); its Grad-CAM is flipped back.
 #: "hflip" is the default: a mirrored photo is still a natural photo, and averaging the two views
-#: raised held-out synthesized AUC and real-forgery localization of the shipped models (model card,
-#: "Test-time views"), for twice the network time. Up-down flips make upside-down photos.
+#: raised held-out synthesized AUC and real-forgery localization of the synthetic-trained models
+#: shipped before (their card's "Test-time views", ``git show 1ad217f:assets/models/README.md``),
+#: for twice the network time. Up-down flips make upside-down photos.
 TEST_TIME_VIEWS: dict[str, tuple[tuple[int, ...], ...]] = {
     "none": ((),),
     "hflip": ((), (2,)),
