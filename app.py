@@ -413,7 +413,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         gr.Markdown(
             "# wsloc: was this photo spliced or copy-moved, and where?\n"
             "Upload a photo or pick an example. WCBnet classifiers read the photo's **signed error levels** "
-            "(what JPEG re-compression changes), Grad-CAM shows where each one looked, a segmenter turns "
+            "(what JPEG re-compression changes; the bundled models also read where 8x8 JPEG blocks look "
+            "compressed once amid blocks compressed twice), Grad-CAM shows where each one looked, a segmenter turns "
             "the fused map into object-shaped regions, and a Bayesian update gives the final mask."
         )
         if localizers.models_error:
