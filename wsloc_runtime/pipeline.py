@@ -54,17 +54,26 @@ def wcbnet_filename(scale: int) -> str:
     return f"wcbnet{scale}.onnx"
 
 
+def confident_edges(band: tuple[float, float]) -> tuple[float | None, float | None]:
+    """The band's edges as the verdict uses them, ``None`` for a side on which the models are never
+    confident: a lower edge of 0 (no probability is below it) or an upper edge of 1
+    (:mod:`export.verdict_band` writes 1.0 when no probability was reliable enough, and a
+    saturated sigmoid must not turn that into "likely manipulated")."""
+    low, high = band
+    return (low if low > 0.0 else None), (high if high < 1.0 else None)
+
+
 def describe_band(band: tuple[float, float]) -> str:
     """How a probability becomes a verdict, in words: ``"uncertain between 0.30 and 0.70"``,
     ``"threshold 0.50"`` for models without an uncertain band, and for a band open at one end
     (the models are never confident on that side) ``"uncertain from 0.18 up"`` or
     ``"uncertain below 0.80"``."""
-    low, high = band
-    if low == high:
-        return f"threshold {high:.2f}"
-    if high >= 1.0:
-        return f"uncertain from {low:.2f} up" if low > 0.0 else "always uncertain"
-    if low <= 0.0:
+    if band[0] == band[1]:
+        return f"threshold {band[1]:.2f}"
+    low, high = confident_edges(band)
+    if high is None:
+        return f"uncertain from {low:.2f} up" if low is not None else "always uncertain"
+    if low is None:
         return f"uncertain below {high:.2f}"
     return f"uncertain between {low:.2f} and {high:.2f}"
 
@@ -143,10 +152,10 @@ class LocalizationResult:
         sets and stated in the model card). An upper edge of 1.0 means that no probability was
         reliable enough on those sets: such models never say "likely manipulated".
         """
-        low, high = self.verdict_band
-        if self.probability >= high and high < 1.0:  # an upper edge of 1 means: never confident
+        low, high = confident_edges(self.verdict_band)
+        if high is not None and self.probability >= high:
             return "likely manipulated"
-        if self.probability < low:
+        if low is not None and self.probability < low:
             return "likely authentic"
         return "uncertain"
 
