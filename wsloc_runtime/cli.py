@@ -247,13 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_localizer_arguments(localize)
     localize.set_defaults(handler=command_localize)
 
-    from .evaluate import MAP_KINDS
+    from .evaluate import MAP_KINDS, map_kinds
 
     evaluate = commands.add_parser("evaluate", help="pixel and image scores over an image,mask CSV")
     evaluate.add_argument("--pairs", required=True, metavar="PAIRS.csv")
     evaluate.add_argument("--out", required=True, metavar="REPORT.json")
-    evaluate.add_argument("--map", default="enhanced", choices=list(MAP_KINDS),
-                          help="; ".join(f"{k}: {v}" for k, v in MAP_KINDS.items()))
+    evaluate.add_argument("--map", default="enhanced", choices=map_kinds(), metavar="MAP",
+                          help="; ".join(f"{k}: {v}" for k, v in MAP_KINDS.items())
+                          + "; evidence:NAME: one model-free evidence map (" + ", ".join(map_kinds()[len(MAP_KINDS):]) + ")")
     evaluate.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     add_localizer_arguments(evaluate)
     evaluate.set_defaults(handler=command_evaluate)

@@ -35,6 +35,8 @@ MAP_KINDS = {
                "min-max normalised (a model input; ADQ-style)",
     "ones": "free baseline: every pixel tampered",
 }
+#: Evidence maps that need no model are scored as ``--map evidence:NAME`` (see ``wsloc_runtime.evidence``).
+EVIDENCE_PREFIX = "evidence:"
 MASK_THRESHOLD = 127
 
 
@@ -76,10 +78,36 @@ def read_mask(path: Path) -> np.ndarray:
 MapFunction = Callable[[np.ndarray], tuple[np.ndarray, float | None]]
 
 
+def map_kinds() -> list[str]:
+    """Every name ``--map`` accepts: :data:`MAP_KINDS` and ``evidence:NAME`` for each model-free evidence."""
+    from .evidence import create_evidence, evidence_names
+
+    return list(MAP_KINDS) + [
+        EVIDENCE_PREFIX + name for name in evidence_names() if not create_evidence(name).needs_models
+    ]
+
+
+def evidence_map_function(name: str) -> MapFunction:
+    """``rgb -> (evidence map at the image's size, its strength)`` for a model-free evidence."""
+    from .evidence import create_evidence, inputs_for_image, resize_map
+
+    evidence = create_evidence(name)
+    if evidence.needs_models:
+        raise WslocError(f"evidence {name!r} reads the models' outputs; score it with --map enhanced")
+
+    def run(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        reading = evidence.compute(inputs_for_image(rgb))
+        return resize_map(reading.map, rgb.shape[:2]), reading.strength
+
+    return run
+
+
 def map_function(kind: str, localizer=None) -> MapFunction:
     """``rgb -> (map at the image's size, image-level score or None)`` for a map kind."""
+    if kind.startswith(EVIDENCE_PREFIX):
+        return evidence_map_function(kind[len(EVIDENCE_PREFIX):])
     if kind not in MAP_KINDS:
-        raise UnknownNameError(f"unknown map {kind!r}; choose one of: {', '.join(MAP_KINDS)}")
+        raise UnknownNameError(f"unknown map {kind!r}; choose one of: {', '.join(map_kinds())}")
     if kind == "ones":
         return lambda rgb: (np.ones(rgb.shape[:2], np.float32), 1.0)
     if kind == "ela":

@@ -1,0 +1,28 @@
+"""Forensic evidences behind one interface; see :func:`create_evidence`."""
+
+from .base import (
+    Evidence,
+    EvidenceInputs,
+    EvidenceMap,
+    create_evidence,
+    describe_evidence,
+    evidence_names,
+    inputs_for_image,
+    register_evidence,
+    resize_map,
+)
+
+__all__ = [
+    "Evidence",
+    "EvidenceInputs",
+    "EvidenceMap",
+    "create_evidence",
+    "describe_evidence",
+    "evidence_names",
+    "inputs_for_image",
+    "register_evidence",
+    "resize_map",
+]
+
+# Each module registers its evidence on import.
+from . import ela  # noqa: E402,F401

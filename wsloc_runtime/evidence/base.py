@@ -1,0 +1,169 @@
+"""The evidence interface and its registry.
+
+An *evidence* is one forensic trace read from a photo: a map of where the trace says the
+photo was edited, how far that trace can be trusted on this photo at all, and why, in one
+line a reader understands. Each lives in its own module and registers itself here, as the
+segmenters do; the pipeline fuses whichever are asked for (see ``wsloc_runtime.fusion``).
+
+Every evidence is a pure function of :class:`EvidenceInputs` (numpy/OpenCV, no model files of
+its own), testable on a synthetic image without any network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict
+
+import numpy as np
+
+from ..errors import UnknownNameError
+
+
+@dataclass
+class EvidenceInputs:
+    """What an evidence may read about one photo.
+
+    Attributes:
+        image: the photo at the working size, ``(h, w, 3)`` ``uint8`` RGB. Every map is
+            returned at this size.
+        full: the photo at its own resolution, ``(H, W, 3)`` ``uint8`` RGB, for traces that
+            downscaling destroys (JPEG grid, sensor noise). May be the same array as
+            ``image``. Read it, never keep it: the pipeline frees it after the evidence step.
+        jpeg: :class:`~wsloc_runtime.jpeg_traces.JpegTraces` of ``full`` when the pipeline has
+            already computed them (the models' inputs need them), else ``None``.
+        activation: the models' fused Grad-CAM A at the working size, ``(h, w)`` ``float32``
+            in [0, 1], or ``None`` when no model ran.
+        probability: the models' P(manipulated), or ``None`` when no model ran.
+    """
+
+    image: np.ndarray
+    full: np.ndarray | None = None
+    jpeg: object | None = None
+    activation: np.ndarray | None = None
+    probability: float | None = None
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+    @property
+    def native(self) -> np.ndarray:
+        """The highest-resolution copy at hand."""
+        return self.full if self.full is not None else self.image
+
+
+@dataclass
+class EvidenceMap:
+    """One evidence's reading of one photo.
+
+    Attributes:
+        name: registry name of the evidence.
+        map: ``(h, w)`` ``float32`` in [0, 1] at the working size: how strongly this trace says
+            each pixel was manipulated (0 = no sign of editing).
+        reliability: in [0, 1]: whether this photo carries the trace at all (0 = this evidence
+            cannot speak about this photo, e.g. a photo never JPEG-compressed for ``jpeg``).
+        reason: one plain sentence for a reader, e.g. "no JPEG grid found: the photo was never
+            JPEG-compressed or was resized".
+        strength: in [0, 1]: image-level strength of the sign of editing this trace found
+            (0 = nothing found), for the verdict. Never derived from file metadata or the
+            compression settings themselves.
+        details: small JSON-ready numbers that explain the reading (counts, scores).
+    """
+
+    name: str
+    map: np.ndarray
+    reliability: float
+    reason: str
+    strength: float = 0.0
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.map, np.float32)
+        if values.ndim != 2:
+            raise ValueError(f"evidence {self.name!r}: map must be (h, w), got shape {values.shape}")
+        self.map = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+        self.reliability = float(np.clip(self.reliability, 0.0, 1.0))
+        self.strength = float(np.clip(self.strength, 0.0, 1.0))
+
+    def summary(self) -> dict:
+        return {
+            "reliability": round(self.reliability, 4),
+            "strength": round(self.strength, 4),
+            "reason": self.reason,
+            **({"details": self.details} if self.details else {}),
+        }
+
+
+class Evidence:
+    """Base class: construct once, call :meth:`compute` for each photo.
+
+    Attributes:
+        name: registry name.
+        title: a short heading for panels ("Copy-move", "Noise").
+        needs_models: True when the evidence reads the models' outputs (``activation``).
+    """
+
+    name = "base"
+    title = "Evidence"
+    needs_models = False
+
+    def compute(self, inputs: EvidenceInputs) -> EvidenceMap:
+        raise NotImplementedError
+
+
+EvidenceFactory = Callable[..., Evidence]
+_REGISTRY: Dict[str, EvidenceFactory] = {}
+_DESCRIPTIONS: Dict[str, str] = {}
+
+
+def register_evidence(name: str, description: str = "") -> Callable[[EvidenceFactory], EvidenceFactory]:
+    """Class decorator adding an evidence to the registry under ``name``."""
+
+    def decorator(factory: EvidenceFactory) -> EvidenceFactory:
+        _REGISTRY[name] = factory
+        _DESCRIPTIONS[name] = description
+        return factory
+
+    return decorator
+
+
+def evidence_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def describe_evidence() -> dict[str, str]:
+    return {name: _DESCRIPTIONS[name] for name in evidence_names()}
+
+
+def create_evidence(name: str, **kwargs) -> Evidence:
+    """Build a registered evidence by name.
+
+    Raises:
+        UnknownNameError: the name is not registered; the message lists the valid names.
+    """
+    if name not in _REGISTRY:
+        raise UnknownNameError(f"unknown evidence {name!r}; choose one of: {', '.join(evidence_names())}")
+    return _REGISTRY[name](**kwargs)
+
+
+def resize_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float map resized to ``(h, w)``: area-averaged when shrinking, bilinear when enlarging."""
+    import cv2
+
+    values = np.asarray(values, np.float32)
+    if values.shape == tuple(size):
+        return values
+    shrinking = values.shape[0] * values.shape[1] > size[0] * size[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(values, (size[1], size[0]), interpolation=interpolation)
+
+
+def inputs_for_image(rgb: np.ndarray, work_max_side: int = 1024) -> EvidenceInputs:
+    """Evidence inputs of a photo without models: the working copy and the photo itself."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    factor = min(1.0, work_max_side / max(height, width))
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    image = rgb if size == (height, width) else cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_AREA)
+    return EvidenceInputs(image=image, full=rgb)
