@@ -25,4 +25,5 @@ __all__ = [
 ]
 
 # Each module registers its evidence on import.
-from . import ela  # noqa: E402,F401
+from . import activation, ela, jpeg  # noqa: E402,F401
+from . import noise  # noqa: E402,F401

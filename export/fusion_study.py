@@ -1,0 +1,114 @@
+"""Choose the fusion's settings from cached evidence on the visible development sets.
+
+Step 1, ``cache``: run the default pipeline once per photo of each pairs file and keep, at the
+working size, what the fusion reads: the models' activation A and probability, the paper's
+enhanced map, the raw pooled double-quantization ratio, every model-free evidence map with its
+reliability and strength, and the reference mask::
+
+    python -m export.fusion_study cache --sets casia1-dev casia1-dev-swap casia2-samples noso nist16-dev
+
+Step 2, ``score``: score a fusion setting on every cached set in seconds (maps at the working
+size, so the numbers are close to, not equal to, ``wsloc evaluate``'s at the mask's size; the
+shipped numbers always come from ``wsloc evaluate``).
+
+The selection rule is declared in ``docs/fusion.md`` before any candidate was scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_SETS = ("casia1-dev", "casia1-dev-swap", "casia2-samples", "noso", "nist16-dev")
+CACHE = Path("runs/fusion_cache")
+
+
+def _model_free_evidence() -> list[str]:
+    from wsloc_runtime.evidence import create_evidence, evidence_names
+
+    return [n for n in evidence_names() if not create_evidence(n).needs_models]
+
+
+def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], limit: int = 0) -> None:
+    from tqdm import tqdm
+
+    from wsloc_runtime.evaluate import read_mask, read_pairs
+    from wsloc_runtime.evidence import EvidenceInputs, create_evidence
+    from wsloc_runtime.imageio import load_image
+    from wsloc_runtime.jpeg_traces import block_map_to_size, jpeg_traces, pooled_double_quantization
+
+    pairs = read_pairs(data / f"{name}.csv")[: limit or None]
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    evidences = {n: create_evidence(n) for n in evidence}
+    for pair in tqdm(pairs, desc=name, file=sys.stderr):
+        target = folder / (pair.image.stem + ".npz")
+        if target.exists():
+            existing = dict(np.load(target, allow_pickle=False))
+            missing = [n for n in evidence if f"ev_{n}" not in existing]
+            if not missing and (localizer is None or "activation" in existing):
+                continue
+        else:
+            existing, missing = {}, list(evidence)
+        rgb = load_image(pair.image)
+        truth = read_mask(pair.mask) if pair.mask else np.zeros(rgb.shape[:2], bool)
+        if truth.shape != rgb.shape[:2]:
+            continue
+        record = dict(existing)
+        if localizer is not None and "activation" not in record:
+            result = localizer.localize(rgb)
+            size = result.working_size
+            record.update(activation=result.activation.astype(np.float16),
+                          paper_enhanced=result.enhanced.astype(np.float16),
+                          probability=np.float32(result.probability),
+                          image=result.image)
+            traces = jpeg_traces(rgb)
+            record["pooled_dq"] = block_map_to_size(pooled_double_quantization(traces), traces.offset,
+                                                    rgb.shape[:2], size).astype(np.float16)
+            record["jpeg_has_grid"] = np.bool_(traces.has_grid)
+            record["jpeg_double"] = np.int32(sum(1 for s in traces.first_steps if s))
+        image = record["image"]
+        size = image.shape[:2]
+        record["truth"] = cv2.resize(truth.astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        record["tampered"] = np.bool_(truth.any())
+        inputs = EvidenceInputs(image=image, full=rgb)
+        for n in missing:
+            reading = evidences[n].compute(inputs)
+            record[f"ev_{n}"] = reading.map.astype(np.float16)
+            record[f"rel_{n}"] = np.float32(reading.reliability)
+            record[f"str_{n}"] = np.float32(reading.strength)
+        np.savez_compressed(target, **record)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cache = commands.add_parser("cache")
+    cache.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS))
+    cache.add_argument("--data", type=Path, default=DATA)
+    cache.add_argument("--out", type=Path, default=CACHE)
+    cache.add_argument("--models", default=None)
+    cache.add_argument("--evidence", nargs="*", default=None, help="model-free evidence (default: all registered)")
+    cache.add_argument("--no-models", action="store_true", help="only add model-free evidence to existing entries")
+    cache.add_argument("--limit", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "cache":
+        localizer = None
+        if not args.no_models:
+            from wsloc_runtime.pipeline import Localizer
+
+            localizer = Localizer(models_dir=args.models)
+        evidence = args.evidence if args.evidence is not None else _model_free_evidence()
+        for name in args.sets:
+            cache_set(name, args.data, args.out, localizer, evidence, args.limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
