@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ModelContractError
-from .jpeg_traces import block_map_to_size, jpeg_traces, single_compression_evidence
+from .jpeg_traces import JpegTraces, block_map_to_size, jpeg_traces, single_compression_evidence
 from .sel import resized_error_levels, scale_error_levels
 
 
@@ -74,7 +74,8 @@ def feature_channels(names: Sequence[str]) -> int:
 
 
 def raw_inputs(
-    rgb: np.ndarray, features: Sequence[str], sizes: Sequence[tuple[int, int]], sel_quality: int = 90
+    rgb: np.ndarray, features: Sequence[str], sizes: Sequence[tuple[int, int]], sel_quality: int = 90,
+    traces: JpegTraces | None = None,
 ) -> list[np.ndarray]:
     """Unscaled input maps of ``rgb`` resized to each ``(height, width)`` in ``sizes``.
 
@@ -83,6 +84,7 @@ def raw_inputs(
         features: names from :data:`INPUT_FEATURES`, in channel order.
         sizes: output sizes.
         sel_quality: JPEG quality of the SEL re-encoding.
+        traces: ``jpeg_traces(rgb)`` when the caller already has them (computed here otherwise).
 
     Returns:
         One ``float32`` ``(height, width, C)`` array per size, channels in ``features`` order.
@@ -93,7 +95,7 @@ def raw_inputs(
     if "sel" in features:
         per_feature["sel"] = resized_error_levels(rgb, sizes, sel_quality)
     if any(name in features for name in TRACE_FEATURES):
-        traces = jpeg_traces(rgb)
+        traces = traces if traces is not None else jpeg_traces(rgb)
         image_size = rgb.shape[:2]
         maps = {"jpeg_dq": lambda: traces.double_quantization, "jpeg_lattice": lambda: traces.lattice_fit,
                 "jpeg_sq": lambda: single_compression_evidence(traces)}

@@ -10,6 +10,10 @@ Every step of ``shared/design/method.md``:
 5. the region whose distance-weighted activation is highest;
 6. Bayesian enhancement of the fused map by that region; mask = posterior >= 0.5.
 
+With ``fusion="evidence"`` (the default) steps 5-6 read, instead of A alone, the prior that
+:mod:`wsloc_runtime.fusion` makes of every evidence (A, JPEG history, copy-move, noise), each
+weighted by its reliability on the photo; ``fusion="paper"`` is the paper's pipeline unchanged.
+
 Maps are computed at a *working size* (longer side at most ``work_max_side``), so
 cost and memory do not grow with the photo; :meth:`LocalizationResult.full_size`
 brings a map back to the photo's own size when it is needed.
@@ -30,10 +34,13 @@ import numpy as np
 from . import __version__
 from .cam import DEFAULT_FUSION_EPSILON, geometric_mean_fusion, upsample_map
 from .errors import ModelContractError
+from .evidence import EvidenceInputs, EvidenceMap, create_evidence
+from .fusion import DEFAULT_EVIDENCE, DEFAULT_FUSION, DEFAULT_SETTINGS, FusionSettings, check_fusion, fuse
+from .jpeg_traces import jpeg_traces
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, load_image, read_image
 from .models import resolve_model
 from .regions import Regions, bayesian_enhancement, select_region
-from .inputs import raw_inputs, select_channels
+from .inputs import TRACE_FEATURES, raw_inputs, select_channels
 from .segmenters import Segmenter, create_segmenter
 from .views import DEFAULT_TEST_TIME_VIEWS
 from .views import test_time_views as resolve_test_time_views
@@ -98,8 +105,17 @@ class LocalizationResult:
     All maps are ``float32`` in [0, 1] and masks ``bool``, of shape ``working_size``.
 
     Attributes:
-        probability: P(manipulated), the mean of the variants' probabilities.
+        probability: P(manipulated): with ``fusion="paper"`` the mean of the variants'
+            probabilities; with ``"evidence"`` that combined with the evidences' strengths.
         is_manipulated: ``probability >= decision_threshold``.
+        model_probability: the mean of the variants' probabilities.
+        fusion: ``"evidence"`` or ``"paper"`` (see ``wsloc_runtime.fusion.FUSION_MODES``).
+        evidence: each evidence's reading by name (empty with ``fusion="paper"``).
+        evidence_weights: the weight each evidence had in the fused prior.
+        evidence_shares: each evidence's share of the fused prior inside the mask (or everywhere
+            when the mask is empty): which evidence drove the result.
+        prior: the map the region step and the Bayes update read: A with ``fusion="paper"``,
+            the fused evidence otherwise.
         variant_probabilities: P(manipulated) of each variant, by model name.
         variant_maps: Grad-CAM A_i of each variant, by model name.
         test_time_views: name of the test-time views averaged (see ``views.TEST_TIME_VIEWS``).
@@ -141,6 +157,12 @@ class LocalizationResult:
     providers: dict[str, list[str]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    model_probability: float | None = None
+    fusion: str = "paper"
+    evidence: dict[str, EvidenceMap] = field(default_factory=dict)
+    evidence_weights: dict[str, float] = field(default_factory=dict)
+    evidence_shares: dict[str, float] = field(default_factory=dict)
+    prior: np.ndarray | None = None
 
     @property
     def verdict(self) -> str:
@@ -192,6 +214,9 @@ class LocalizationResult:
         return {
             "wsloc_version": __version__,
             "probability": round(float(self.probability), 6),
+            "model_probability": round(float(self.model_probability if self.model_probability is not None
+                                             else self.probability), 6),
+            "fusion": self.fusion,
             "is_manipulated": bool(self.is_manipulated),
             "verdict": self.verdict,
             "verdict_band": [round(float(edge), 6) for edge in self.verdict_band],
@@ -209,6 +234,11 @@ class LocalizationResult:
             "providers": self.providers,
             "models": self.models,
             "notes": list(self.notes),
+            "evidence": {
+                name: {**reading.summary(), "weight": round(self.evidence_weights.get(name, 0.0), 4),
+                       "share": round(self.evidence_shares.get(name, 0.0), 4)}
+                for name, reading in self.evidence.items()
+            },
         }
 
 
@@ -230,6 +260,10 @@ class Localizer:
         test_time_views: ``"hflip"`` (default: the input and its mirror image), ``"none"``
             (one pass, half the network time) or ``"flips"`` (four views); see
             ``wsloc_runtime.views.TEST_TIME_VIEWS``.
+        fusion: ``"evidence"`` (default: every evidence fused into the Bayes step's prior) or
+            ``"paper"`` (the paper's pipeline, A alone); see ``wsloc_runtime.fusion``.
+        evidence: the evidences computed with ``fusion="evidence"`` (registry names).
+        fusion_settings: the fusion's constants (default: those chosen in ``docs/fusion.md``).
     """
 
     def __init__(
@@ -245,7 +279,13 @@ class Localizer:
         intra_op_threads: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         test_time_views: str = DEFAULT_TEST_TIME_VIEWS,
+        fusion: str = DEFAULT_FUSION,
+        evidence: Sequence[str] = DEFAULT_EVIDENCE,
+        fusion_settings: FusionSettings = DEFAULT_SETTINGS,
     ) -> None:
+        self.fusion = check_fusion(fusion)
+        self.evidence = [create_evidence(name) for name in evidence]  # fails early on an unknown name
+        self.fusion_settings = fusion_settings
         self.views = resolve_test_time_views(test_time_views)  # fails early on an unknown name
         self.test_time_views = test_time_views
         if work_max_side < 64:
@@ -275,6 +315,18 @@ class Localizer:
         self.fusion_epsilon = float(fusion_epsilon)
         self.max_pixels = int(max_pixels)
 
+    def with_fusion(self, fusion: str) -> "Localizer":
+        """A Localizer that shares this one's sessions but fuses as ``fusion`` says."""
+        derived = copy.copy(self)
+        derived.fusion = check_fusion(fusion)
+        return derived
+
+    @property
+    def result_band(self) -> tuple[float, float]:
+        """The verdict band of the probability this Localizer reports: the models' own band with
+        ``fusion="paper"``, the fusion's (chosen on the fused probabilities) otherwise."""
+        return self.verdict_band if self.fusion == "paper" else self.fusion_settings.verdict_band
+
     def with_segmenter(self, segmenter: str | Segmenter, segmenter_options: dict | None = None) -> "Localizer":
         """A Localizer that shares this one's WCBnet sessions but uses another segmenter.
 
@@ -299,12 +351,15 @@ class Localizer:
         inputs = self._network_inputs(rgb, extra_sizes=[])[0]
         return float(np.mean([m.forward_views(inputs[m.name], self.views).probability for m in self.models]))
 
-    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]]):
+    def _needs_traces(self) -> bool:
+        return any(f in TRACE_FEATURES for m in self.models for f in m.config.input_features)
+
+    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], traces=None):
         """Each model's input tensor, by model name (models may scale SEL differently even at one
         size), and the SEL resized to each of ``extra_sizes``; every feature is computed once for all."""
         sizes = sorted({model.config.input_size for model in self.models})
         features = ["sel"] + sorted({f for m in self.models for f in m.config.input_features} - {"sel"})
-        resized = raw_inputs(rgb, features, sizes + extra_sizes, self.sel_quality)
+        resized = raw_inputs(rgb, features, sizes + extra_sizes, self.sel_quality, traces=traces)
         by_size = dict(zip(sizes, resized[: len(sizes)]))
         inputs = {
             model.name: model.prepare(
@@ -342,11 +397,26 @@ class Localizer:
         work = working_size(*original_size, self.work_max_side)
         lap("decode")
 
+        fused_mode = self.fusion == "evidence"
+        traces = None
+        if self._needs_traces() or (fused_mode and any(e.name == "jpeg" for e in self.evidence)):
+            report(0.05, "JPEG traces")
+            traces = jpeg_traces(rgb)  # one analysis for the models' inputs and the jpeg evidence
+            lap("jpeg_traces")
         report(0.1, "error levels")
-        inputs, (work_sel,) = self._network_inputs(rgb, extra_sizes=[work])
+        inputs, (work_sel,) = self._network_inputs(rgb, extra_sizes=[work], traces=traces)
         image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
-        del rgb, decoded  # from here on, nothing holds the full-size photo
         lap("sel")
+        readings: dict[str, EvidenceMap] = {}
+        if fused_mode:
+            evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces)
+            for evidence in self.evidence:
+                if not evidence.needs_models:
+                    report(0.15, f"evidence: {evidence.name}")
+                    readings[evidence.name] = evidence.compute(evidence_inputs)
+                    lap(f"evidence_{evidence.name}")
+            del evidence_inputs
+        del rgb, decoded, traces  # from here on, nothing holds the full-size photo
 
         probabilities: dict[str, float] = {}
         maps: dict[str, np.ndarray] = {}
@@ -358,21 +428,32 @@ class Localizer:
             maps[model.name] = upsample_map(output.cam, work)
             lap(f"cam_{model.name}")
         activation = geometric_mean_fusion(list(maps.values()), self.fusion_epsilon)
+        model_probability = float(np.mean(list(probabilities.values())))
         lap("fusion")
+        prior, probability, weights = activation, model_probability, {}
+        if fused_mode:
+            with_models = EvidenceInputs(image=image_work, activation=activation, probability=model_probability)
+            for evidence in self.evidence:
+                if evidence.needs_models:
+                    readings[evidence.name] = evidence.compute(with_models)
+            readings = {e.name: readings[e.name] for e in self.evidence}  # panel order
+            fused = fuse(list(readings.values()), model_probability, self.fusion_settings)
+            prior, probability, weights = fused.prior, fused.probability, fused.weights
+            lap("evidence_fusion")
 
         report(0.65, f"segmenting ({self.segmenter.name})")
         regions = self.segmenter.segment(image_work)
         lap("segmenter")
 
         report(0.9, "enhancement")
-        index, score, scores = select_region(regions, activation)
+        index, score, scores = select_region(regions, prior)
         lap("similarity")
-        enhanced = bayesian_enhancement(activation, regions.masks[index]) if index >= 0 else activation.copy()
+        enhanced = bayesian_enhancement(prior, regions.masks[index]) if index >= 0 else prior.copy()
         mask = enhanced >= MASK_THRESHOLD
+        shares = fused.shares(readings, mask) if fused_mode else {}
         lap("enhancement")
         report(1.0, "done")
 
-        probability = float(np.mean(list(probabilities.values())))
         return LocalizationResult(
             probability=probability,
             is_manipulated=probability >= self.decision_threshold,
@@ -391,9 +472,15 @@ class Localizer:
             original_size=original_size,
             segmenter=self.segmenter.name,
             test_time_views=self.test_time_views,
-            verdict_band=self.verdict_band,
+            verdict_band=self.result_band,
             timings=timings,
             providers=self.providers,
             models={m.name: f"{m.path.name} ({m.config.backbone}, {m.config.model_version})" for m in self.models},
             notes=decoded_notes,
+            model_probability=model_probability,
+            fusion=self.fusion,
+            evidence=readings,
+            evidence_weights=weights,
+            evidence_shares=shares,
+            prior=prior,
         )
