@@ -40,7 +40,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wsloc_runtime import viz  # noqa: E402
-from wsloc_runtime.batch import image_files  # noqa: E402
+from wsloc_runtime.imageio import image_files  # noqa: E402
 from wsloc_runtime.errors import WslocError  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402

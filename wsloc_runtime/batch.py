@@ -9,7 +9,7 @@ last), plus one results table for the whole batch:
 * ``results.csv``: the same rows in input order, rewritten at the end of every run.
 
 Resuming: an input whose ``<stem>.json`` exists is done and is skipped. Stems come from
-:func:`wsloc_runtime.cli.output_stems` over the sorted input list, so a rerun with the
+:func:`wsloc_runtime.outputs.output_stems` over the sorted input list, so a rerun with the
 same inputs maps every image to the same files. Failed inputs leave no JSON and are
 tried again on the next run.
 
@@ -40,16 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .errors import WslocError
+from .errors import Stopped, WslocError
+from .imageio import IMAGE_SUFFIXES, _atomic_write, image_files  # noqa: F401  (IMAGE_SUFFIXES: for importers)
+from .options import add_localizer_arguments, localizer_from_args
+from .outputs import ROW_FIELDS, localize_to_files, output_stems, row_from_payload, verdict_counts
 from .views import DEFAULT_TEST_TIME_VIEWS
 
-#: Suffixes a folder scan treats as images (a corrupt file with one of them is a failure, not skipped).
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".jp2", ".ppm", ".pgm"}
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
-CSV_COLUMNS = ("file", "stem", "probability", "is_manipulated", "verdict", "mask_fraction", "seconds", "timings",
-               "notes", "error")
-#: Settings a worker needs to rebuild the Localizer with :func:`wsloc_runtime.cli.localizer_from_args`.
+CSV_COLUMNS = ROW_FIELDS
+#: Settings a worker needs to rebuild the Localizer with :func:`wsloc_runtime.options.localizer_from_args`.
 LOCALIZER_SETTINGS = ("models", "variants", "segmenter", "segmenter_models", "providers", "work_max_side", "threads",
                       "views", "max_megapixels")
 #: How often a worker checks that the batch's process is still its parent (where prctl is missing).
@@ -59,25 +59,6 @@ PR_SET_PDEATHSIG = 1
 
 class BatchSetupError(WslocError):
     """A worker could not construct its Localizer (missing models, bad options): nothing can run."""
-
-
-class Stopped(BaseException):
-    """SIGTERM or SIGINT asked the batch to stop. A BaseException, like KeyboardInterrupt, so that
-    the per-image ``except Exception`` of :func:`wsloc_runtime.cli.localize_to_files` cannot
-    mistake it for a broken image."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def image_files(folder: str | os.PathLike) -> list[str]:
-    """A folder's image files, sorted, not recursive, without the reference masks that sit beside
-    their photos (``boat_mask.png`` next to ``boat.jpg``, as in ``assets/examples``): those are
-    the answers to score against, not photos to analyse."""
-    files = [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    stems = {p.stem for p in files}
-    return [str(p) for p in files if not (p.stem.endswith("_mask") and p.stem[: -len("_mask")] in stems)]
 
 
 def collect_inputs(source: str | os.PathLike) -> list[str]:
@@ -111,8 +92,6 @@ def _init_worker(settings: argparse.Namespace, threads: int) -> None:
 
         # OpenCV's own pool would otherwise use every core in every worker.
         cv2.setNumThreads(threads)
-    from .cli import localizer_from_args
-
     _LOCALIZER, _SETUP_ERROR = None, None  # workers=1 runs in the caller's process, maybe more than once
     try:
         _LOCALIZER = localizer_from_args(settings)
@@ -158,8 +137,6 @@ def _localize_one(source: str, stem: str, out_dir: str) -> dict:
     """Localize one image with this worker's Localizer and write its files. Returns its results row."""
     if _LOCALIZER is None:
         raise BatchSetupError(_SETUP_ERROR or "the worker has no Localizer")
-    from .cli import localize_to_files
-
     return localize_to_files(_LOCALIZER, source, Path(out_dir), stem)
 
 
@@ -194,8 +171,6 @@ class ResultsTable:
 
     def finish(self, stems: Sequence[str]) -> list[dict]:
         """Rewrite both files with exactly one row per input, in input order; returns the rows."""
-        from .imageio import _atomic_write
-
         if self._stream is not None:
             self._stream.close()
             self._stream = None
@@ -227,11 +202,7 @@ def _finished(done: Path, source: str) -> bool:
 
 def _row_from_json(path: Path, source: str, stem: str) -> dict:
     """The results row of an image finished by an earlier run that was killed before logging it."""
-    payload = json.loads(path.read_text(encoding="utf-8"))
-    return {"file": source, "stem": stem, "probability": payload.get("probability"),
-            "is_manipulated": payload.get("is_manipulated"), "verdict": payload.get("verdict"),
-            "mask_fraction": payload.get("mask_fraction"), "seconds": None, "timings": payload.get("timings"),
-            "notes": payload.get("notes", []), "error": None}
+    return row_from_payload(json.loads(path.read_text(encoding="utf-8")), source, stem)
 
 
 def worker_threads(workers: int, requested: int) -> int:
@@ -381,8 +352,6 @@ def run_batch(
     """
     from tqdm import tqdm
 
-    from .cli import output_stems
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_partial_files(out_dir)
@@ -457,8 +426,6 @@ def stop_on_signals():
 
 def batch_summary(outcome: BatchOutcome, results: Path) -> str:
     """The one line a batch ends with: how far it got, what it skipped, what it found, where it is."""
-    from .cli import verdict_counts
-
     done_now = outcome.done - outcome.skipped
     if outcome.stopped_by is not None:
         left = outcome.total - len(outcome.rows)
@@ -490,8 +457,6 @@ def command_batch(args: argparse.Namespace) -> int:
 
 def register(commands) -> None:
     """Add the ``batch`` subcommand to the CLI's subparsers."""
-    from .cli import add_localizer_arguments
-
     batch = commands.add_parser(
         "batch", help="localize a folder or list of images, resumably, with a results table",
         description="Outputs as 'localize', plus results.csv / results.jsonl. Rerunning skips images "

@@ -29,3 +29,13 @@ class UnknownNameError(WslocError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT asked a run to stop (see ``wsloc_runtime.batch.stop_on_signals``). A
+    BaseException, like KeyboardInterrupt, so that the per-image ``except Exception`` of
+    :func:`wsloc_runtime.outputs.localize_to_files` cannot mistake it for a broken image."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

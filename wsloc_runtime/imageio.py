@@ -31,6 +31,8 @@ EXIF_ORIENTATION = 0x0112
 MIN_SIDE = 16
 #: Largest image accepted by default, in pixels (a 12000x9000 photo is 108 MP).
 DEFAULT_MAX_PIXELS = 120_000_000
+#: Suffixes a folder scan treats as images (a corrupt file with one of them is a failure, not skipped).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".jp2", ".ppm", ".pgm"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,15 @@ def describe_source(source: Any) -> str:
     if isinstance(source, Image.Image):
         return f"<PIL image {source.mode} {source.size}>"
     return f"<{type(source).__name__}>"
+
+
+def image_files(folder: str | os.PathLike) -> list[str]:
+    """A folder's image files, sorted, not recursive, without the reference masks that sit beside
+    their photos (``boat_mask.png`` next to ``boat.jpg``, as in ``assets/examples``): those are
+    the answers to score against, not photos to analyse."""
+    files = [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    stems = {p.stem for p in files}
+    return [str(p) for p in files if not (p.stem.endswith("_mask") and p.stem[: -len("_mask")] in stems)]
 
 
 def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -1,0 +1,108 @@
+"""One photo's result as files and as a results row, shared by ``wsloc localize`` and ``wsloc batch``.
+
+``<stem>_heatmap.png``, ``<stem>_mask.png``, ``<stem>_overlay.png`` and ``<stem>.json`` are
+written atomically (a temporary file renamed into place), the JSON last, so a present JSON
+means a complete result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import WslocError
+from .imageio import describe_source, write_json_atomic, write_png_atomic
+from .pipeline import Localizer, LocalizationResult, describe_band
+from .viz import heatmap, mask_image, overlay
+
+log = logging.getLogger("wsloc")
+
+#: The columns of a results row, in the order ``results.csv`` has them.
+ROW_FIELDS = ("file", "stem", "probability", "is_manipulated", "verdict", "mask_fraction", "seconds", "timings",
+              "notes", "error")
+
+
+def output_stems(paths: Sequence[str]) -> list[str]:
+    """File stems for outputs, made unique when two inputs share a name."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        stem = Path(path).stem or "image"
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        stems.append(stem if count == 0 else f"{stem}_{count + 1}")
+    return stems
+
+
+def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str) -> dict:
+    """Write ``<stem>_heatmap.png`` and ``<stem>_mask.png`` (photo size), ``<stem>_overlay.png``
+    (working size) and ``<stem>.json``, each atomically. Returns the JSON payload."""
+    outputs = {
+        "heatmap": out_dir / f"{stem}_heatmap.png",
+        "mask": out_dir / f"{stem}_mask.png",
+        "overlay": out_dir / f"{stem}_overlay.png",
+    }
+    write_png_atomic(outputs["heatmap"], result.full_size(heatmap(result.enhanced)))
+    write_png_atomic(outputs["mask"], mask_image(result.full_size(result.mask)))
+    write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))
+    payload = {"input": source, **result.summary(), "outputs": {k: str(v) for k, v in outputs.items()}}
+    # The JSON goes last: its presence means every other output of this image is complete.
+    write_json_atomic(out_dir / f"{stem}.json", payload)
+    return payload
+
+
+def empty_row(source: str, stem: str) -> dict:
+    return {name: None for name in ROW_FIELDS} | {"file": source, "stem": stem, "notes": []}
+
+
+def row_from_payload(payload: dict, source: str, stem: str) -> dict:
+    """A results row from an image's JSON payload (``seconds`` is left to the caller)."""
+    row = empty_row(source, stem)
+    row.update(probability=payload.get("probability"), is_manipulated=payload.get("is_manipulated"),
+               verdict=payload.get("verdict"), mask_fraction=payload.get("mask_fraction"),
+               timings=payload.get("timings"), notes=list(payload.get("notes") or []))
+    return row
+
+
+def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: str) -> dict:
+    """Localize one image and write its files (see ``write_result_files``); never raises for a bad image.
+
+    Returns a results row: ``file``, ``stem``, ``probability``, ``is_manipulated``, ``verdict``,
+    ``mask_fraction``, ``seconds``, ``timings`` (the pipeline's stage timings plus ``encode``, the
+    time spent writing files), ``notes`` (see ``LocalizationResult.notes``) and ``error`` (``None``
+    on success, else a one-line message that names the input). Shared by ``localize`` and
+    ``batch`` so both report failures alike.
+    """
+    start = time.perf_counter()
+    row = empty_row(source, stem)
+    try:
+        result = localizer.localize(source)
+        encode_start = time.perf_counter()
+        payload = write_result_files(result, Path(out_dir), stem, source)
+        row = row_from_payload(payload, source, stem)
+        row["timings"] = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
+    except WslocError as error:
+        row["error"] = str(error)
+    except Exception as error:  # one broken image must not stop a run over many
+        log.debug("unexpected failure on %s", source, exc_info=True)
+        row["error"] = f"{describe_source(source)}: unexpected {type(error).__name__}: {error}"
+    row["seconds"] = round(time.perf_counter() - start, 4)
+    return row
+
+
+def verdict_counts(rows: Sequence[dict]) -> str:
+    """``"5 likely manipulated, 2 uncertain"``: how many finished rows got each verdict."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if not row.get("error") and row.get("verdict"):
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
+
+
+def verdict_line(row: dict, band: tuple[float, float], out_dir: Path) -> str:
+    """One image's result for people: the verdict with what it rests on (the probability beside
+    the band it was read with), the marked area and where the files are."""
+    return (f"{row['file']}: {row['verdict']} (P(manipulated) = {row['probability']:.3f}, {describe_band(band)}), "
+            f"mask {100 * row['mask_fraction']:.1f}% -> {out_dir / row['stem']}_*.png")
