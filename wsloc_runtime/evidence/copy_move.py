@@ -1,0 +1,451 @@
+"""``copy_move``: areas of the photo that are copies of another area of the same photo.
+
+Classical keypoint copy-move detection (Amerini et al. 2011, Christlein et al. 2012, Pan &
+Lyu 2010), without any model:
+
+1. SIFT keypoints of the grayscale photo, matched against the photo itself: each keypoint's
+   nearest descriptors (the trivial self match and spatially close ones skipped) are kept
+   while the generalized 2NN ratio test (g2NN) holds, so a keypoint copied several times
+   keeps several matches.
+2. The match pairs are explained by similarity transforms (rotation, scale, translation),
+   found one after the other with RANSAC; a pair counts in either direction, since nothing
+   in a match says which end is the original.
+3. Each verified transform becomes dense regions: the photo is warped by the transform and
+   compared with itself by a local zero-mean normalized correlation; where it is near 1 the
+   pixel is a copy. Thresholded, cleaned, kept only where the inlier keypoints are, and
+   mapped back through the transform to mark the other end (the source) too.
+
+Repeated textures (windows, tiles) match too, but not pixel for pixel: the dense correlation
+of a real copy is near 1, that of two similar windows is not, which is what the thresholds
+below rely on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Evidence, EvidenceInputs, EvidenceMap, register_evidence, resize_map
+
+#: Longest side, in pixels, of the copy the analysis runs on; bounds time on any input.
+ANALYSIS_MAX_SIDE = 1024
+#: Longest side of the copy keypoints are detected on: SIFT's cost is mostly its first
+#: octaves, and a copy small enough to vanish at this size is also too small to verify.
+KEYPOINT_MAX_SIDE = 640
+#: At most this many keypoints (the strongest); matching is quadratic in the count.
+MAX_KEYPOINTS = 2000
+#: Fewer keypoints than this and the photo is too flat to say anything about copies.
+MIN_KEYPOINTS = 40
+#: Keypoints this many or more make the photo fully judgeable.
+FULL_RELIABILITY_KEYPOINTS = 400
+#: Nearest neighbours looked at per keypoint (g2NN), not counting the keypoint itself.
+NEIGHBOURS = 6
+#: g2NN ratio d_i / d_{i+1}: Amerini et al. use 0.5; a little looser finds rotated copies.
+G2NN_RATIO = 0.6
+#: Matched points closer than this (fraction of the image diagonal, and at least 10 px) are
+#: one structure, not a copy.
+MIN_SHIFT_FRACTION = 0.015
+#: RANSAC reprojection tolerance, pixels at the analysis size.
+RANSAC_TOLERANCE = 4.0
+#: A transform needs at least this many inlier pairs to be considered.
+MIN_INLIERS = 6
+#: At most this many transforms (copies) per photo.
+MAX_TRANSFORMS = 4
+#: Scales outside this range are not plausible copy-moves (and RANSAC degeneracies).
+SCALE_RANGE = (0.4, 2.5)
+#: Side of the blocks hashed to find pixel-exact copies.
+HASH_BLOCK = 8
+#: Gray-level variance a block needs to count as textured for the exact-copy search.
+MIN_HASH_VARIANCE = 25.0
+#: An exact-copy translation needs at least this many identical blocks.
+MIN_DUPLICATE_BLOCKS = 40
+#: Gaussian blur before the dense correlation, forgiving the copy's resampling.
+CORRELATION_BLUR_SIGMA = 1.0
+#: Side of the window of the local zero-mean normalized correlation.
+CORRELATION_WINDOW = 7
+#: A pixel is a copy where the local correlation exceeds this: real copies reach about 0.95
+#: and more, repeated but distinct textures rarely hold it over an area.
+CORRELATION_THRESHOLD = 0.9
+#: Mean absolute gray-level difference (0-255) in the window above which two areas are not
+#: copies, whatever their correlation; leaves room for JPEG noise and resampling.
+MAX_MEAN_DIFFERENCE = 4.0
+#: Local variance (of 0-255 gray) below which the correlation is undefined (flat areas).
+MIN_LOCAL_VARIANCE = 4.0
+#: A copy region smaller than this fraction of the photo is dropped as noise.
+MIN_REGION_FRACTION = 0.0004
+#: A region must hold this many of the transform's inlier keypoints.
+MIN_KEYPOINTS_IN_REGION = 3
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def _detect(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoint positions ``(n, 2)`` float32 (x, y, at ``gray``'s size) and descriptors ``(n, 128)``."""
+    import cv2
+
+    factor = min(1.0, KEYPOINT_MAX_SIDE / max(gray.shape))
+    small = gray if factor == 1.0 else cv2.resize(
+        gray, (round(gray.shape[1] * factor), round(gray.shape[0] * factor)), interpolation=cv2.INTER_AREA)
+    sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=0.02)
+    keypoints, descriptors = sift.detectAndCompute(small, None)
+    if descriptors is None or not keypoints:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+    points = np.array([kp.pt for kp in keypoints], np.float32) / factor
+    # RootSIFT: Hellinger distance separates near-identical descriptors better than L2.
+    descriptors = descriptors.astype(np.float32)
+    descriptors /= descriptors.sum(axis=1, keepdims=True) + 1e-7
+    return points, np.sqrt(descriptors)
+
+
+def _self_matches(points: np.ndarray, descriptors: np.ndarray, min_shift: float) -> np.ndarray:
+    """Match pairs ``(m, 2)`` int (indices, first < second) of the photo's keypoints with themselves."""
+    count = len(points)
+    if count < 3:
+        return np.zeros((0, 2), np.int64)
+    squared = np.sum(descriptors ** 2, axis=1)
+    distances = squared[:, None] + squared[None, :] - 2.0 * (descriptors @ descriptors.T)
+    # A few spare neighbours: SIFT gives one location several orientations, and those (and
+    # the self match) are dropped below as not copies.
+    k = min(NEIGHBOURS + 4, count - 1)
+    nearest = np.argpartition(distances, k, axis=1)[:, :k + 1]
+    nearest_distance = np.take_along_axis(distances, nearest, axis=1)
+    shift = np.hypot(points[nearest, 0] - points[:, None, 0], points[nearest, 1] - points[:, None, 1])
+    nearest_distance = np.where(shift < min_shift, np.inf, np.sqrt(np.maximum(nearest_distance, 0.0)))
+    order = np.argsort(nearest_distance, axis=1)[:, :NEIGHBOURS + 1]
+    nearest = np.take_along_axis(nearest, order, axis=1)
+    nearest_distance = np.take_along_axis(nearest_distance, order, axis=1)
+    ratios = nearest_distance[:, :-1] / np.maximum(nearest_distance[:, 1:], 1e-9)
+    # g2NN: keep neighbours while each is clearly closer than the next one.
+    passes = np.isfinite(nearest_distance[:, :-1]) & (ratios < G2NN_RATIO)
+    accepted = np.cumprod(passes, axis=1).astype(bool)
+    rows, columns = np.nonzero(accepted)
+    if len(rows) == 0:
+        return np.zeros((0, 2), np.int64)
+    others = nearest[rows, columns]
+    pairs = np.stack([np.minimum(rows, others), np.maximum(rows, others)], axis=1)
+    return np.unique(pairs.astype(np.int64), axis=0)
+
+
+def _transform_parameters(affine: np.ndarray) -> tuple[float, float]:
+    """(rotation in degrees, scale) of a 2x3 similarity transform."""
+    scale = math.hypot(affine[0, 0], affine[1, 0])
+    angle = math.degrees(math.atan2(affine[1, 0], affine[0, 0]))
+    return angle, scale
+
+
+def _find_transforms(points: np.ndarray, pairs: np.ndarray, min_shift: float) -> list[dict]:
+    """Similarity transforms explaining the pairs, each with its inlier source/target points."""
+    import cv2
+
+    found = []
+    remaining = pairs
+    for _ in range(MAX_TRANSFORMS):
+        if len(remaining) < MIN_INLIERS:
+            break
+        first, second = points[remaining[:, 0]], points[remaining[:, 1]]
+        # Both directions: the transform maps the original onto the copy, and a pair does
+        # not say which of its ends is which.
+        source = np.concatenate([first, second])
+        target = np.concatenate([second, first])
+        affine, inliers = cv2.estimateAffinePartial2D(
+            source, target, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_TOLERANCE,
+            maxIters=2000, confidence=0.995, refineIters=10)
+        if affine is None or inliers is None:
+            break
+        inliers = inliers.ravel().astype(bool)
+        forward, backward = inliers[:len(remaining)], inliers[len(remaining):]
+        used = forward | backward
+        if used.sum() < MIN_INLIERS:
+            break
+        remaining = remaining[~used]
+        angle, scale = _transform_parameters(affine)
+        inlier_source = np.concatenate([first[forward], second[backward & ~forward]])
+        inlier_target = np.concatenate([second[forward], first[backward & ~forward]])
+        shift = np.median(np.hypot(*(inlier_target - inlier_source).T))
+        if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1] or shift < min_shift:
+            continue
+        found.append({"affine": affine.astype(np.float64), "angle": angle, "scale": scale,
+                      "inliers": int(used.sum()), "source_points": inlier_source,
+                      "target_points": inlier_target})
+    return found
+
+
+def _exact_duplicate_translations(gray: np.ndarray, min_shift: float) -> list[dict]:
+    """Translations under which many textured blocks reappear pixel for pixel.
+
+    Keypoints miss copies of fine texture (grass, gravel): the strongest points of the copy
+    are not those of the original once the surroundings change. A copy pasted without
+    resampling is, block for block, identical to its original, which a hash of every
+    ``BLOCK`` x ``BLOCK`` block finds in one sort (Fridrich et al. 2003, exact match).
+    """
+    import cv2
+
+    height, width = gray.shape
+    if height < 2 * HASH_BLOCK or width < 2 * HASH_BLOCK:
+        return []
+    values = gray.astype(np.float64)
+    generator = np.random.default_rng(17)
+    # Integer weights keep the block sums exact in float64, so equal blocks hash equal.
+    hashes = [cv2.filter2D(values, cv2.CV_64F, generator.integers(1, 1 << 12, (HASH_BLOCK, HASH_BLOCK))
+                           .astype(np.float64), borderType=cv2.BORDER_CONSTANT) for _ in range(2)]
+    mean = cv2.boxFilter(values, cv2.CV_64F, (HASH_BLOCK, HASH_BLOCK), borderType=cv2.BORDER_CONSTANT)
+    variance = cv2.boxFilter(values * values, cv2.CV_64F, (HASH_BLOCK, HASH_BLOCK),
+                             borderType=cv2.BORDER_CONSTANT) - mean ** 2
+    # Flat or saturated blocks are identical all over a sky; only textured blocks count.
+    margin = HASH_BLOCK // 2 + 1
+    textured = np.zeros((height, width), bool)
+    textured[margin:height - margin, margin:width - margin] = True
+    textured &= variance > MIN_HASH_VARIANCE
+    indices = np.flatnonzero(textured)
+    if len(indices) < 2:
+        return []
+    keys = hashes[0].ravel()[indices].astype(np.int64) * 1_000_003 + hashes[1].ravel()[indices].astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, indices = keys[order], indices[order]
+    equal = np.flatnonzero(keys[1:] == keys[:-1])
+    if len(equal) == 0:
+        return []
+    first, second = indices[equal], indices[equal + 1]
+    dy = second // width - first // width
+    dx = second % width - first % width
+    far = np.hypot(dy, dx) >= min_shift
+    first, second, dy, dx = first[far], second[far], dy[far], dx[far]
+    if len(dy) == 0:
+        return []
+    offsets, inverse, counts = np.unique(dy * (4 * width) + dx, return_inverse=True, return_counts=True)
+    found = []
+    min_count = max(MIN_DUPLICATE_BLOCKS, MIN_REGION_FRACTION * height * width / 4)
+    for offset_index in np.argsort(counts)[::-1][:MAX_TRANSFORMS]:
+        if counts[offset_index] < min_count:
+            break
+        members = inverse == offset_index
+        shift_y, shift_x = int(dy[members][0]), int(dx[members][0])
+        source_points = np.stack([first[members] % width, first[members] // width], axis=1).astype(np.float32)
+        found.append({"affine": np.array([[1.0, 0.0, shift_x], [0.0, 1.0, shift_y]]), "angle": 0.0,
+                      "scale": 1.0, "inliers": int(counts[offset_index]), "source_points": source_points,
+                      "target_points": source_points + np.float32([shift_x, shift_y]), "exact": True})
+    return found
+
+
+def _same_transform(first: dict, second: dict) -> bool:
+    difference = np.abs(first["affine"] - second["affine"])
+    return bool(difference[:, :2].max() < 0.03 and difference[:, 2].max() < 4.0)
+
+
+def _box(values: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.boxFilter(values, -1, (CORRELATION_WINDOW, CORRELATION_WINDOW), borderType=cv2.BORDER_REFLECT)
+
+
+def _local_correlation(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed zero-mean normalized correlation ``(h, w)`` float32 in [-1, 1] and its validity mask."""
+    mean_first, mean_second = _box(first), _box(second)
+    variance_first = _box(first * first) - mean_first ** 2
+    variance_second = _box(second * second) - mean_second ** 2
+    covariance = _box(first * second) - mean_first * mean_second
+    valid = (variance_first > MIN_LOCAL_VARIANCE) & (variance_second > MIN_LOCAL_VARIANCE)
+    correlation = covariance / np.sqrt(np.maximum(variance_first * variance_second, 1e-6))
+    return np.where(valid, correlation, 0.0).astype(np.float32), valid
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(mask)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled
+
+
+def _dense_regions(smooth: np.ndarray, transform: dict, min_shift: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Target and source regions ``(h, w)`` uint8 {0, 1} of one transform, and their mean correlation."""
+    import cv2
+
+    height, width = smooth.shape
+    affine = transform["affine"]
+    # warped(A s) = photo(s): where photo and warped agree, the pixel is a copy of its preimage.
+    warped = cv2.warpAffine(smooth, affine, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)
+    inside = cv2.warpAffine(np.ones_like(smooth), affine, (width, height), flags=cv2.INTER_NEAREST) > 0
+    correlation, valid = _local_correlation(smooth, warped)
+    # Near the transform's fixed point a pixel trivially matches itself.
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    inverse = cv2.invertAffineTransform(affine)
+    preimage_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    preimage_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    moved = np.hypot(preimage_x - xs, preimage_y - ys) >= min_shift
+    # Correlation ignores brightness offsets, so a smooth ramp matches any shifted copy of
+    # itself; a real copy also has the same gray levels.
+    difference = _box(np.abs(smooth - warped))
+    candidate = ((correlation > CORRELATION_THRESHOLD) & (difference < MAX_MEAN_DIFFERENCE)
+                 & valid & inside & moved).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    candidate = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    candidate = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, kernel, iterations=2)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
+    target = np.zeros((height, width), np.uint8)
+    points = np.round(transform["target_points"]).astype(int)
+    points[:, 0] = np.clip(points[:, 0], 0, width - 1)
+    points[:, 1] = np.clip(points[:, 1], 0, height - 1)
+    # Dilated labels so a keypoint on the region's rim still counts for it.
+    hit_labels = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int32)[points[:, 1], points[:, 0]]
+    min_area = MIN_REGION_FRACTION * height * width
+    for label in range(1, count):
+        if stats[label, cv2.CC_STAT_AREA] < min_area:
+            continue
+        if np.count_nonzero(hit_labels == label) >= MIN_KEYPOINTS_IN_REGION:
+            target[labels == label] = 1
+    if not target.any():
+        return target, target.copy(), 0.0
+    target = _fill_holes(target)
+    # source(s) = target(A s)
+    source = cv2.warpAffine(target, affine, (width, height), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    mean_correlation = float(correlation[(target > 0) & valid].mean()) if ((target > 0) & valid).any() else 0.0
+    return target, source, mean_correlation
+
+
+def _block_grid_alignment(gray: np.ndarray, region: np.ndarray) -> float:
+    """How much of the region's 8x8 JPEG blocking sits on the photo's own grid phase, in [0, 1].
+
+    A region pasted at an offset that is not a multiple of 8 carries its blocking off the
+    photo's grid; the original keeps it on. 0.5 means no grid to read.
+    """
+    import cv2
+
+    values = gray.astype(np.float32)
+    horizontal = np.abs(np.diff(values, axis=1))[:-1, :]
+    vertical = np.abs(np.diff(values, axis=0))[:, :-1]
+    mask = region[:-1, :-1] > 0
+    if mask.sum() < 256:
+        return 0.5
+    whole = np.ones_like(mask)
+
+    def phase_energy(selection: np.ndarray) -> np.ndarray:
+        columns = np.array([horizontal[:, phase::8][selection[:, phase::8]].mean()
+                            if selection[:, phase::8].any() else 0.0 for phase in range(8)])
+        rows = np.array([vertical[phase::8, :][selection[phase::8, :]].mean()
+                         if selection[phase::8, :].any() else 0.0 for phase in range(8)])
+        return columns, rows
+
+    global_columns, global_rows = phase_energy(whole)
+    column_phase, row_phase = int(np.argmax(global_columns)), int(np.argmax(global_rows))
+    columns, rows = phase_energy(mask)
+    contrast_columns = columns[column_phase] - np.median(columns)
+    contrast_rows = rows[row_phase] - np.median(rows)
+    spread = (np.std(columns) + np.std(rows)) / 2 + 1e-6
+    del cv2
+    return float(1.0 / (1.0 + math.exp(-(contrast_columns + contrast_rows) / spread)))
+
+
+def _pasted_side(gray: np.ndarray, target: np.ndarray, source: np.ndarray) -> str:
+    """"target" or "source": which of the two ends looks pasted (less aligned to the photo's grid)."""
+    return "target" if _block_grid_alignment(gray, target) <= _block_grid_alignment(gray, source) else "source"
+
+
+def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mark: str = "both") -> EvidenceMap:
+    """Copy-move map of ``rgb`` resized to ``size`` (default: its own).
+
+    Args:
+        rgb: ``(h, w, 3)`` ``uint8`` RGB photo; analysed at most :data:`ANALYSIS_MAX_SIDE` px.
+        size: ``(height, width)`` of the returned map.
+        mark: ``"both"`` marks the original and its copy (as copy-move masks usually do);
+            ``"copy"`` marks only the end judged pasted (the one whose JPEG blocking is off
+            the photo's grid).
+
+    Returns:
+        EvidenceMap with a ``(height, width)`` ``float32`` map in [0, 1] (1 = a duplicated
+        area), reliability from the keypoint count, strength from inliers and area.
+
+    Raises:
+        ValueError: ``rgb`` is not an ``(h, w, 3)`` ``uint8`` array, or ``mark`` is unknown.
+    """
+    import cv2
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"copy_move: expected an (h, w, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+    if mark not in ("both", "copy"):
+        raise ValueError(f"copy_move: mark must be 'both' or 'copy', got {mark!r}")
+    size = tuple(size or rgb.shape[:2])
+    factor = min(1.0, ANALYSIS_MAX_SIDE / max(rgb.shape[:2]))
+    if factor < 1.0:
+        rgb = cv2.resize(rgb, (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor)),
+                         interpolation=cv2.INTER_AREA)
+    gray = _gray(rgb)
+    height, width = gray.shape
+    empty = np.zeros(size, np.float32)
+    points, descriptors = _detect(gray)
+    keypoint_count = len(points)
+    if keypoint_count < MIN_KEYPOINTS:
+        return EvidenceMap(
+            name="copy_move", map=empty, reliability=0.0, strength=0.0,
+            reason=(f"the photo is too flat to look for copied areas: only {keypoint_count} distinctive "
+                    "points found"),
+            details={"keypoints": keypoint_count})
+    reliability = min(1.0, (keypoint_count - MIN_KEYPOINTS) / (FULL_RELIABILITY_KEYPOINTS - MIN_KEYPOINTS))
+    min_shift = max(10.0, MIN_SHIFT_FRACTION * math.hypot(height, width))
+    pairs = _self_matches(points, descriptors, min_shift)
+    transforms = _exact_duplicate_translations(gray, min_shift)
+    transforms += [found for found in _find_transforms(points, pairs, min_shift)
+                   if not any(_same_transform(found, exact) for exact in transforms)]
+    smooth = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), CORRELATION_BLUR_SIGMA)
+    combined = np.zeros((height, width), np.float32)
+    verified = []
+    for transform in transforms:
+        target, source, correlation = _dense_regions(smooth, transform, min_shift)
+        if not target.any():
+            continue
+        if mark == "copy":
+            chosen = target if _pasted_side(gray, target, source) == "target" else source
+            combined = np.maximum(combined, chosen)
+        else:
+            combined = np.maximum(combined, np.maximum(target, source))
+        verified.append({**transform, "area": float(target.mean()), "correlation": correlation})
+    details = {"keypoints": keypoint_count, "matches": int(len(pairs)),
+               "transforms_tried": len(transforms), "copies": len(verified)}
+    if not verified:
+        return EvidenceMap(
+            name="copy_move", map=empty, reliability=reliability, strength=0.0,
+            reason=f"no duplicated area found among {keypoint_count:,} distinctive points",
+            details=details)
+    best = max(verified, key=lambda item: item["inliers"])
+    inliers = sum(item["inliers"] for item in verified)
+    area = float(combined.mean())
+    # Confidence grows with the independent points that agree on one transform and with the
+    # verified area; a dozen inliers over 0.5% of the photo is already unlikely by chance.
+    strength = (1.0 - math.exp(-(inliers - MIN_INLIERS + 1) / 12.0)) * min(1.0, 0.5 + area / 0.01)
+    strength = float(np.clip(strength * max(0.5, min(1.0, (best["correlation"] - 0.8) / 0.15)), 0.0, 1.0))
+    angle, scale = best["angle"], best["scale"]
+    geometry = []
+    if abs(angle) >= 3:
+        geometry.append(f"rotated {angle:.0f}°")
+    if abs(scale - 1) >= 0.05:
+        geometry.append(f"scaled {scale:.2f}")
+    copies_text = "two areas" if len(verified) == 1 else f"{len(verified)} pairs of areas"
+    reason = (f"{copies_text} covering {area:.1%} of the photo are copies of each other"
+              + (f" ({', '.join(geometry)})" if geometry else "") + f", {inliers} matching points")
+    details.update({"inliers": inliers, "area": round(area, 4), "rotation_deg": round(angle, 1),
+                    "scale": round(scale, 3), "correlation": round(best["correlation"], 3)})
+    return EvidenceMap(name="copy_move", map=resize_map(combined, size), reliability=reliability,
+                       strength=strength, reason=reason, details=details)
+
+
+@register_evidence("copy_move", "duplicated areas: SIFT self-matching, RANSAC similarity transforms, "
+                                "dense correlation of the photo with its warped self")
+class CopyMoveEvidence(Evidence):
+    name = "copy_move"
+    title = "Copy-move"
+
+    def __init__(self, mark: str = "both") -> None:
+        if mark not in ("both", "copy"):
+            raise ValueError(f"copy_move: mark must be 'both' or 'copy', got {mark!r}")
+        self.mark = mark
+
+    def compute(self, inputs: EvidenceInputs) -> EvidenceMap:
+        # The working copy, not the full photo: bounded time on a 12 MP photo.
+        return copy_move_evidence(inputs.image, inputs.working_size, mark=self.mark)
