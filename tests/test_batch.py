@@ -17,8 +17,9 @@ import pytest
 from skimage import data
 
 from tests.contract_models import build_contract_model_set
-from wsloc_runtime import cli
-from wsloc_runtime.batch import collect_inputs
+from wsloc_runtime import batch, cli, outputs
+from wsloc_runtime.batch import batch_summary, collect_inputs, run_batch
+from wsloc_runtime.errors import Stopped
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = 12
@@ -222,3 +223,67 @@ def test_file_added_between_runs_that_shifts_stems_is_not_mistaken_for_done(mode
     assert [(Path(row["file"]).name, row["stem"]) for row in rows] == [("a.bmp", "a"), ("a.png", "a_2")]
     assert Path(json.loads((out / "a.json").read_text())["input"]).name == "a.bmp"
     assert Path(json.loads((out / "a_2.json").read_text())["input"]).name == "a.png"
+
+
+def batch_settings(photos: Path, out: Path, models: Path):
+    return cli.build_parser().parse_args(["batch", str(photos), "--out", str(out), "--models", str(models)])
+
+
+def assert_every_json_is_a_row(out: Path, outcome) -> set[str]:
+    """After a stop: each ``<stem>.json`` present is a finished row of results.csv, and the count
+    the summary line gives is theirs."""
+    written = {Path(name).stem for name in json_stamps(out)}
+    rows = read_csv(out / "results.csv")
+    assert {row["stem"] for row in rows if not row["error"]} == written
+    assert outcome.done == len(written)
+    assert f"stopped by SIGTERM after {len(written)} of {outcome.total} images" in batch_summary(outcome, out)
+    return written
+
+
+def test_stop_right_after_an_image_is_written_keeps_its_row(photos, models, tmp_path, monkeypatch):
+    """A SIGTERM that lands after the third image's JSON is written and before its row is
+    collected (here: raised at that very point, so it does not depend on the machine's load)."""
+    monkeypatch.setenv("WSLOC_PROVIDERS", "CPUExecutionProvider")
+    real_write = outputs.write_json_atomic
+    written = []
+
+    def write_then_stop(path, payload):
+        real_write(path, payload)
+        written.append(Path(path).stem)
+        if len(written) == 3:
+            raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(outputs, "write_json_atomic", write_then_stop)
+    out = tmp_path / "out"
+    outcome = run_batch(collect_inputs(photos), out, batch_settings(photos, out, models), show_progress=False)
+    assert outcome.stopped_by == signal.SIGTERM
+    assert assert_every_json_is_a_row(out, outcome) == set(written) and len(written) == 3
+
+
+def test_stop_while_two_workers_have_results_waiting_keeps_every_written_image(photos, models, tmp_path,
+                                                                               monkeypatch):
+    """The race of issue 19: with two worker processes, the stop arrives while finished images wait
+    to be collected. The driver's first collected row holds the stop until two more JSONs are on
+    disk (written by the workers, not yet collected), whatever the load."""
+    monkeypatch.setenv("WSLOC_PROVIDERS", "CPUExecutionProvider")
+    out = tmp_path / "out"
+    real_add = batch.ResultsTable.add
+
+    stopped = []
+
+    def add_then_stop(self, row):
+        if stopped:  # the one signal has come; what follows is the driver's clean-up
+            return real_add(self, row)
+        stopped.append(row["stem"])
+        deadline = time.monotonic() + 300  # generous: a busy host only makes this slower
+        while len(list(out.glob("photo*.json"))) < 3:
+            assert time.monotonic() < deadline, "the workers wrote no more results"
+            time.sleep(0.02)
+        raise Stopped(signal.SIGTERM)  # before this row is logged: it, too, must be recovered
+
+    monkeypatch.setattr(batch.ResultsTable, "add", add_then_stop)
+    outcome = run_batch(collect_inputs(photos), out, batch_settings(photos, out, models), workers=2,
+                        show_progress=False)
+    assert outcome.stopped_by == signal.SIGTERM
+    assert len(assert_every_json_is_a_row(out, outcome)) >= 3
+    assert not list(out.glob(".*.part"))

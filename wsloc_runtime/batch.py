@@ -18,8 +18,9 @@ reuses it for every image it gets: sessions and the segmenter are loaded once.
 
 Stopping: worker processes end with the process that started them, however it ends
 (SIGKILL included). From the command line, SIGTERM or Ctrl-C stops the workers at once
-(images in flight are redone by the next run), keeps every finished result, rewrites
-the results table and exits with 128 + the signal's number.
+(images in flight are redone by the next run), keeps every finished result (every
+``<stem>.json`` on disk, collected or not, is a row of the rewritten table), rewrites the
+results table and exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -378,9 +379,11 @@ def run_batch(
     else:
         rows = _ray_rows(todo, out_dir, settings, workers, ray_address)
     stopped_by = None
+    logged_now: set[str] = set()
     try:
         for row in rows:
             table.add(row)
+            logged_now.add(row["stem"])
             if row["error"]:
                 progress.write(f"error: {row['error']}", file=sys.stderr)
             progress.update(1)
@@ -389,11 +392,24 @@ def run_batch(
     finally:
         rows.close()  # after an early end: stops the workers before the table is rewritten
         progress.close()
+        _log_unreported_results(table, todo, logged_now, out_dir)
         final = table.finish(stems)
     if stopped_by is not None and ray_address is None:
         _remove_partial_files(out_dir)  # of the images in flight; every worker has ended
     failures = [(row["file"], row["error"]) for row in final if row.get("error")]
     return BatchOutcome(final, failures, total=len(inputs), skipped=len(inputs) - len(todo), stopped_by=stopped_by)
+
+
+def _log_unreported_results(table: ResultsTable, todo, logged_now: set[str], out_dir: Path) -> None:
+    """Rows for the images of this run whose ``<stem>.json`` exists but whose row never reached the
+    table: a stop (or a crash of the driver) that came after a worker wrote the JSON and before its
+    row was collected. Every JSON present is then a row, so a stopped table is true."""
+    for source, stem in todo:
+        if stem not in logged_now and _finished(out_dir / f"{stem}.json", source):
+            try:
+                table.add(_row_from_json(out_dir / f"{stem}.json", source, stem))
+            except (OSError, ValueError):  # unreadable: the next run redoes the image
+                continue
 
 
 def _remove_partial_files(out_dir: Path) -> None:
