@@ -16,8 +16,8 @@ and Mahdian & Saic's, but with a much simpler local statistic):
    left out.
 4. The photo's own noise model: the median log-sigma as a function of brightness (noise grows
    with brightness on a sensor); each block's deviation from it, smoothed, divided by its
-   robust spread (MAD), is a z-score. ``|z|`` from :data:`Z_LOW` to :data:`Z_HIGH` maps linearly to
-   [0, 1], so the map's 0.5 means "the grain here is about 3 robust spreads off the photo's".
+   robust spread (MAD), is a z-score. A logistic of ``|z|`` centred on :data:`Z_MID` is the map, so its 0.5
+   means "the grain here is two robust spreads or more off the photo's own".
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from .base import Evidence, EvidenceInputs, EvidenceMap, register_evidence
 #: time and memory bounded on 12-108 MP photos; averaging k x k pixels lowers every region's grain
 #: by the same factor k, so differences between regions survive.
 MAX_ANALYSIS_PIXELS = 3_000_000
-#: Rows of the photo converted to float at a time (times the downscale factor).
-STRIP_ROWS = 256
+#: Rows of the photo converted to float at a time: 256 rows of an 8000-px-wide photo are 24 MB.
+STRIP_NATIVE_ROWS = 256
 #: Side of the cell whose mean absolute residual is one noise sample, in analysis pixels.
 CELL = 8
 #: Neighbourhood (in cells) in which the flattest cell stands for the block.
@@ -43,10 +43,6 @@ BLOCK_CELLS = 3
 _HIGH_PASS = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 #: mean |residual| = sigma * 6 * sqrt(2 / pi) for Gaussian noise through :data:`_HIGH_PASS`.
 _MEAN_ABS_TO_SIGMA = 1.0 / (6.0 * math.sqrt(2.0 / math.pi))
-#: median |residual| = sigma * 6 * 0.6745 for Gaussian noise: the median ignores a few edge pixels.
-_MEDIAN_ABS_TO_SIGMA = 1.0 / (6.0 * 0.6745)
-CELL_STATISTIC = "median"
-TWO_SIDED = True
 #: Luminance at or beyond these levels is clipped by the sensor or the encoder: no grain left.
 DARK_LEVEL, BRIGHT_LEVEL = 6.0, 249.0
 #: Floor of sigma in grey levels inside the logarithm, so that perfectly flat areas stay finite.
@@ -54,15 +50,17 @@ SIGMA_FLOOR = 0.15
 #: Smallest robust spread of log-sigma: a photo whose grain varies less than this is even,
 #: and natural grain differences of ~15 % must not become "inconsistencies".
 MIN_SPREAD = 0.12
-#: |z| at which the map starts to rise and where it saturates (0.5 at their midpoint).
-Z_LOW, Z_HIGH = 2.0, 4.0
+#: The map is 0.5 at |z| = Z_MID (two robust spreads off the photo's grain), rising with Z_SLOPE.
+Z_MID, Z_SLOPE = 2.0, 2.0
+#: Contrast |z| of the odd area at which strength reaches its full value.
+Z_STRONG = 5.0
 #: Gaussian smoothing of the deviation, in cells: an edit is an area, not a cell.
 SMOOTH_CELLS = 1.5
 #: Fewer valid cells than this (e.g. a 64x64 photo) cannot make a noise model.
 MIN_VALID_CELLS = 96
 #: Median noise sigma (grey levels) below which the grain is gone (smoothed, strongly compressed,
 #: or rendered) and at which the trace is fully usable.
-SIGMA_UNUSABLE, SIGMA_USABLE = 0.35, 1.2
+SIGMA_UNUSABLE, SIGMA_USABLE = 0.1, 0.9
 #: Area (fraction of the valid photo) of odd grain at which strength reaches 1 - 1/e.
 STRENGTH_AREA = 0.04
 
@@ -91,22 +89,15 @@ def analysis_luminance(rgb: np.ndarray, max_pixels: int = MAX_ANALYSIS_PIXELS) -
     weights = np.array([0.299, 0.587, 0.114], np.float32).reshape(1, 3)
     luma = np.empty((out_h, out_w), np.float32)
     # Strips keep the float copy small: a 48 MP photo as float32 RGB would be 576 MB.
-    for row in range(0, out_h, STRIP_ROWS):
-        rows = min(STRIP_ROWS, out_h - row)
+    strip_rows = max(1, STRIP_NATIVE_ROWS // factor)
+    for row in range(0, out_h, strip_rows):
+        rows = min(strip_rows, out_h - row)
         strip = rgb[top + row * factor: top + (row + rows) * factor, left: left + out_w * factor]
         strip_luma = cv2.transform(strip.astype(np.float32), weights)
         if factor > 1:
             strip_luma = cv2.resize(strip_luma, (out_w, rows), interpolation=cv2.INTER_AREA)
         luma[row: row + rows] = strip_luma.reshape(rows, out_w)
     return luma, factor, (top, left)
-
-
-def _cell_medians(values: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
-    """Median of each ``CELL x CELL`` cell of ``values`` cropped to ``cells`` (rows, cols)."""
-    cropped = values[: cells[0] * CELL, : cells[1] * CELL].reshape(cells[0], CELL, cells[1], CELL)
-    samples = cropped.transpose(0, 2, 1, 3).reshape(cells[0], cells[1], CELL * CELL)
-    half = CELL * CELL // 2
-    return np.partition(samples, half, axis=2)[:, :, half]
 
 
 def _cell_means(values: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
@@ -169,7 +160,7 @@ def noise_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None,
 
     Returns:
         :class:`EvidenceMap` named ``noise``: ``map`` ``(h, w)`` ``float32`` in [0, 1], high where
-        the local grain is about 3 robust spreads or more off the photo's own noise model;
+        the local grain is two robust spreads or more off the photo's own noise model;
         ``reliability`` from the photo's median grain (0 when smoothed, compressed, flat or tiny);
         ``strength`` from the area and the contrast of the odd grain.
 
@@ -193,10 +184,7 @@ def noise_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None,
     # The residual is valid from the 1-pixel border inwards: cells start at pixel 1.
     residual = np.abs(cv2.filter2D(luma, cv2.CV_32F, _HIGH_PASS, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1])
     inner = luma[1:-1, 1:-1]
-    if CELL_STATISTIC == "median":
-        sigma = _cell_medians(residual, cells) * _MEDIAN_ABS_TO_SIGMA
-    else:
-        sigma = _cell_means(residual, cells) * _MEAN_ABS_TO_SIGMA
+    sigma = _cell_means(residual, cells) * _MEAN_ABS_TO_SIGMA
     brightness = _cell_means(inner, cells)
     clipped = _cell_means(((inner <= DARK_LEVEL) | (inner >= BRIGHT_LEVEL)).astype(np.float32), cells)
     valid = clipped < 0.05
@@ -219,8 +207,12 @@ def noise_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None,
     centre = float(np.median(deviation[valid]))
     spread = max(MIN_SPREAD, 1.4826 * float(np.median(np.abs(deviation[valid] - centre))))
     z = np.where(valid, (deviation - centre) / spread, 0.0).astype(np.float32)
-    signed = np.abs(z) if TWO_SIDED else np.maximum(-z, 0)
-    grid = np.clip((signed - Z_LOW) / (Z_HIGH - Z_LOW), 0.0, 1.0)
+    # Both directions count: a paste or an upscaled region may carry more grain, a retouch, blur or
+    # inpainting less. A logistic, not a clip, so that the map still ranks pixels below the midpoint.
+    # Rescaled so that a perfect fit (z = 0) is exactly 0.
+    floor = 1.0 / (1.0 + math.exp(Z_SLOPE * Z_MID))
+    logistic = 1.0 / (1.0 + np.exp(-Z_SLOPE * (np.abs(z) - Z_MID)))
+    grid = np.where(valid, (logistic - floor) / (1.0 - floor), 0.0)
 
     covered = (top + factor, left + factor, top + factor * (1 + cells[0] * CELL), left + factor * (1 + cells[1] * CELL))
     values = _place_on(grid, size, rgb.shape[:2], covered)
@@ -231,7 +223,7 @@ def noise_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None,
     more = odd_fraction - less
     contrast = float(np.mean(np.abs(z[odd]))) if odd.any() else 0.0
     # Strength: a large area *and* a clear contrast; a few scattered cells are texture, not an edit.
-    strength = (1.0 - math.exp(-odd_fraction / STRENGTH_AREA)) * float(np.clip((contrast - Z_LOW) / (2 * Z_HIGH - 2 * Z_LOW), 0, 1))
+    strength = (1.0 - math.exp(-odd_fraction / STRENGTH_AREA)) * float(np.clip((contrast - Z_MID) / (Z_STRONG - Z_MID), 0, 1))
     reliability = float(np.clip((median_sigma - SIGMA_UNUSABLE) / (SIGMA_USABLE - SIGMA_UNUSABLE), 0, 1))
     reliability *= float(np.clip(n_valid / (4 * MIN_VALID_CELLS), 0, 1))
 
