@@ -186,3 +186,37 @@ def test_evaluate_on_shared_casia_samples_matches_the_published_baseline(shared_
     # shared/data/README.md: all-tampered map on casia2-samples = 0.134 / 0.134 / 0.500.
     assert report["pixel_f1"] == pytest.approx(0.134, abs=0.001)
     assert report["pixel_auc"] == 0.5 and report["n_tampered"] == 17
+
+
+@pytest.mark.parametrize("edges, verdict, flag", [((None, None), "uncertain", None),
+                                                  ((None, 0.0), "likely manipulated", True),
+                                                  ((2.0, None), "likely authentic", False)])
+def test_is_manipulated_never_contradicts_the_verdict(tmp_path, contract_models, splice, monkeypatch,
+                                                      edges, verdict, flag):
+    """The JSON once said "is_manipulated": true beside "verdict": "uncertain"; the flag now follows
+    the verdict (None while uncertain), in the result, its JSON and the results row."""
+    from wsloc_runtime import pipeline
+
+    # The band's edges as the verdict reads them: never confident, always manipulated, always authentic.
+    monkeypatch.setattr(pipeline, "confident_edges", lambda band: edges)
+    good = save_rgb(tmp_path / "forged.png", splice[0])
+    localizer = Localizer(models_dir=contract_models)
+    result = localizer.localize(str(good))
+    assert (result.verdict, result.is_manipulated) == (verdict, flag)
+    row = localize_to_files(localizer, str(good), tmp_path / "out", "forged")
+    payload = json.loads((tmp_path / "out" / "forged.json").read_text())
+    assert (payload["verdict"], payload["is_manipulated"]) == (verdict, flag)
+    assert (row["verdict"], row["is_manipulated"]) == (verdict, flag)
+
+
+def test_results_csv_leaves_is_manipulated_empty_while_uncertain(tmp_path, contract_models, splice, monkeypatch):
+    from wsloc_runtime import pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save_rgb(folder / "a.png", splice[0])
+    monkeypatch.setattr(pipeline, "confident_edges", lambda band: (None, None))  # every verdict uncertain
+    assert main(["-q", "batch", str(folder), "--out", str(tmp_path / "out"), "--models", str(contract_models)]) == 0
+    with open(tmp_path / "out" / "results.csv", newline="") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert (row["verdict"], row["is_manipulated"]) == ("uncertain", "")

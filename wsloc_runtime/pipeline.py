@@ -70,6 +70,21 @@ def confident_edges(band: tuple[float, float]) -> tuple[float | None, float | No
     return (low if low > 0.0 else None), (high if high < 1.0 else None)
 
 
+def verdict_of(probability: float, band: tuple[float, float]) -> str:
+    """"likely manipulated" at or above the band's upper edge, "likely authentic" below its lower
+    edge, "uncertain" between them (see :func:`confident_edges` for the never-confident sides)."""
+    low, high = confident_edges(band)
+    if high is not None and probability >= high:
+        return "likely manipulated"
+    if low is not None and probability < low:
+        return "likely authentic"
+    return "uncertain"
+
+
+#: The verdict as a flag, as ``is_manipulated`` holds it: no flag while the verdict is uncertain.
+VERDICT_FLAGS = {"likely manipulated": True, "likely authentic": False, "uncertain": None}
+
+
 def describe_band(band: tuple[float, float]) -> str:
     """How a probability becomes a verdict, in words: ``"uncertain between 0.30 and 0.70"``,
     ``"threshold 0.50"`` for models without an uncertain band, and for a band open at one end
@@ -107,7 +122,8 @@ class LocalizationResult:
     Attributes:
         probability: P(manipulated): with ``fusion="paper"`` the mean of the variants'
             probabilities; with ``"evidence"`` that combined with the evidences' strengths.
-        is_manipulated: ``probability >= decision_threshold``.
+        is_manipulated: the verdict as a flag: True for "likely manipulated", False for "likely
+            authentic", None for "uncertain" (:data:`VERDICT_FLAGS`), never at odds with ``verdict``.
         model_probability: the mean of the variants' probabilities.
         fusion: ``"evidence"`` or ``"paper"`` (see ``wsloc_runtime.fusion.FUSION_MODES``).
         evidence: each evidence's reading by name (empty with ``fusion="paper"``).
@@ -136,7 +152,7 @@ class LocalizationResult:
     """
 
     probability: float
-    is_manipulated: bool
+    is_manipulated: bool | None
     decision_threshold: float
     variant_probabilities: dict[str, float]
     variant_maps: dict[str, np.ndarray]
@@ -174,12 +190,7 @@ class LocalizationResult:
         sets and stated in the model card). An upper edge of 1.0 means that no probability was
         reliable enough on those sets: such models never say "likely manipulated".
         """
-        low, high = confident_edges(self.verdict_band)
-        if high is not None and self.probability >= high:
-            return "likely manipulated"
-        if low is not None and self.probability < low:
-            return "likely authentic"
-        return "uncertain"
+        return verdict_of(self.probability, self.verdict_band)
 
     @property
     def working_size(self) -> tuple[int, int]:
@@ -217,7 +228,7 @@ class LocalizationResult:
             "model_probability": round(float(self.model_probability if self.model_probability is not None
                                              else self.probability), 6),
             "fusion": self.fusion,
-            "is_manipulated": bool(self.is_manipulated),
+            "is_manipulated": self.is_manipulated,
             "verdict": self.verdict,
             "verdict_band": [round(float(edge), 6) for edge in self.verdict_band],
             "decision_threshold": self.decision_threshold,
@@ -456,7 +467,7 @@ class Localizer:
 
         return LocalizationResult(
             probability=probability,
-            is_manipulated=probability >= self.decision_threshold,
+            is_manipulated=VERDICT_FLAGS[verdict_of(probability, self.result_band)],
             decision_threshold=self.decision_threshold,
             variant_probabilities=probabilities,
             variant_maps=maps,
