@@ -221,6 +221,10 @@ def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights:
                      + ("re-saved with the other class's JPEG profiles (export.casia_set) "
                         if run.get("debias") else "as they are ")
                      + f"+ {run['labels_synth']} forgeries synthesized from its authentic photos"
+                     + (f" + {run['weak_pairs']} synthesized forgeries ({', '.join(run['weak_kinds'])}) from its, "
+                        "BSDS500's and Kodak's authentic photos, each with its host as an authentic twin, and "
+                        "platform chains (resize 0.5-1.0, recompression) for both classes (export.weak_set)"
+                        if run.get("weak_pairs") else "")
                      + (f" + synthesized BSDS500/Kodak images ({run['synth_ratio']} per real-set image)"
                         if run.get("synth_ratio") else ""))
     else:

@@ -10,7 +10,9 @@ serves both), on each pairs file:
 
 * ``casia1-dev`` (checkpoints are selected here), ``casia1-dev-swap`` (its compression
   swapped: the shortcut test, always reported beside it);
-* ``casia2-samples`` and ``noso``: cross-dataset, never used for selection.
+* ``casia2-samples``, ``noso`` and ``nist16-dev`` (NIST Nimble 2016: splices, removals, copy-moves,
+  resized and re-saved; pixel scores only): cross-dataset, all five judged together by the
+  model card's selection rule.
 
 Writes ``RUN/eval_<weights>.json`` and prints one markdown row per set.
 """
@@ -26,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-DEFAULT_SETS = ("casia1-dev", "casia1-dev-swap", "casia2-samples", "noso")
+DEFAULT_SETS = ("casia1-dev", "casia1-dev-swap", "casia2-samples", "noso", "nist16-dev")
 SUMMARY_KEYS = ("pixel_auc", "pixel_f1", "pixel_f1_best", "pixel_iou", "image_auc", "image_accuracy",
                 "n_tampered", "n_authentic", "n_skipped")
 

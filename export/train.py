@@ -159,7 +159,8 @@ def compile_for_training(model, optimizer) -> int:
 
 #: Settings that runs made before labels training was added lack; they trained this way.
 RUN_DEFAULTS_BEFORE_LABELS = {"input_features": list(DEFAULT_INPUT_FEATURES), "labels": None, "labels_set_dir": None,
-                              "labels_synth": 0, "debias": False, "synth_ratio": 0.0, "head": "gap"}
+                              "labels_synth": 0, "debias": False, "synth_ratio": 0.0, "head": "gap",
+                              "weak_pairs": 0, "weak_kinds": None, "chained_fraction": 0.0}
 
 #: With a time budget, the learning rate drops by this factor once this fraction of it has passed.
 BUDGET_DECAY_AT, BUDGET_DECAY_FACTOR = 0.7, 0.1
@@ -253,8 +254,19 @@ def _labels_set(args, run: dict) -> Path:
     meta_path = set_dir / "set.json"
     wanted = {"labels": str(Path(run["labels"]).resolve()), "seed": run["synth_seed"],
               "synth_count": run["labels_synth"], "debias": run["debias"]}
+    weak = run.get("weak_pairs", 0) > 0
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if any(meta.get(k) != v for k, v in wanted.items()) or not (set_dir / "manifest.csv").is_file():
+    stale = any(meta.get(k) != v for k, v in wanted.items()) or not (set_dir / "manifest.csv").is_file()
+    if weak:  # export.weak_set: the labels set plus every synthesized kind and the platform chains
+        from export.weak_set import build_weak_set
+
+        have = meta.get("weak_set", {})
+        stale = stale or (have.get("synth_pairs"), have.get("kinds"), have.get("chained_fraction")) != (
+            run["weak_pairs"], run["weak_kinds"], run["chained_fraction"])
+        if stale:
+            build_weak_set(run["labels"], set_dir, run["weak_pairs"], run["labels_synth"], run["synth_seed"],
+                           data_root=args.data, kinds=run["weak_kinds"], chained_fraction=run["chained_fraction"])
+    elif stale or "weak_set" in meta:
         build_set(run["labels"], set_dir, run["labels_synth"], run["synth_seed"], debias=run["debias"])
     return set_dir / "manifest.csv"
 
@@ -345,7 +357,12 @@ def train(args) -> Path:
         "debias": bool(args.debias) if args.labels else False,
         "synth_ratio": args.synth_ratio if args.labels else 0.0,
         "head": args.head,
+        "weak_pairs": args.weak_pairs if args.labels else 0,
+        "weak_kinds": list(args.weak_kinds) if args.labels and args.weak_pairs else None,
+        "chained_fraction": args.chained_fraction if args.labels and args.weak_pairs else 0.0,
     }
+    if run["weak_pairs"] and not run["debias"]:
+        raise ValueError("--weak-pairs builds on the de-biased labels set; drop --no-debias")
     if args.labels and args.test_count is None:
         run["test_count"] = 0  # a labels run reports on real development sets (wsloc evaluate)
     if run_path.is_file():
@@ -519,6 +536,14 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--debias", action=argparse.BooleanOptionalAction, default=True,
                         help="re-save the --labels photos with the other class's JPEG save profiles "
                              "(--no-debias: the photos as they are, for the shortcut ablation)")
+    parser.add_argument("--weak-pairs", type=int, default=0,
+                        help="with --labels: build export.weak_set instead (this many synthesized forgeries of every "
+                             "kind, each with its untouched host as an authentic twin, and the platform chains)")
+    parser.add_argument("--weak-kinds", nargs="+", default=["splice", "copymove", "removal-telea", "removal-ns",
+                                                            "removal-patch", "offgrid-paste"],
+                        help="--weak-pairs: the synthesized kinds (export.weak_set.KINDS; fewer for the ablation)")
+    parser.add_argument("--chained-fraction", type=float, default=0.5,
+                        help="--weak-pairs: share of each class's labelled-set images copied through a platform chain")
     parser.add_argument("--synth-ratio", type=float, default=0.0,
                         help="with --labels: synthesized (BSDS500/Kodak) training images per real-set image")
     parser.add_argument("--head", choices=["gap", "lse"], default="gap",
