@@ -57,9 +57,15 @@ SCALE_RANGE = (0.4, 2.5)
 #: Side of the blocks hashed to find pixel-exact copies.
 HASH_BLOCK = 8
 #: Gray-level variance a block needs to count as textured for the exact-copy search.
-MIN_HASH_VARIANCE = 25.0
+MIN_HASH_VARIANCE = 2.0
 #: An exact-copy translation needs at least this many identical blocks.
 MIN_DUPLICATE_BLOCKS = 40
+#: Identical textured blocks this far apart are already a copy (a copy nudged by a few
+#: pixels over its original); keypoint matches need a longer distance, above.
+MIN_EXACT_SHIFT = 6.0
+#: Local variance an area needs for pixel-exact equality to count (saturated areas are equal
+#: to any shifted copy of themselves).
+MIN_EXACT_VARIANCE = 0.5
 #: Gaussian blur before the dense correlation, forgiving the copy's resampling.
 CORRELATION_BLUR_SIGMA = 1.0
 #: Side of the window of the local zero-mean normalized correlation.
@@ -70,8 +76,12 @@ CORRELATION_THRESHOLD = 0.9
 #: Mean absolute gray-level difference (0-255) in the window above which two areas are not
 #: copies, whatever their correlation; leaves room for JPEG noise and resampling.
 MAX_MEAN_DIFFERENCE = 4.0
+#: Flat areas join a verified copy region where the mean difference stays below this ...
+MAX_FLAT_DIFFERENCE = 1.5
+#: ... and no farther from it than this fraction of the image diagonal.
+GROW_FRACTION = 0.02
 #: Local variance (of 0-255 gray) below which the correlation is undefined (flat areas).
-MIN_LOCAL_VARIANCE = 4.0
+MIN_LOCAL_VARIANCE = 1.0
 #: A copy region smaller than this fraction of the photo is dropped as noise.
 MIN_REGION_FRACTION = 0.0004
 #: A region must hold this many of the transform's inlier keypoints.
@@ -119,7 +129,8 @@ def _self_matches(points: np.ndarray, descriptors: np.ndarray, min_shift: float)
     order = np.argsort(nearest_distance, axis=1)[:, :NEIGHBOURS + 1]
     nearest = np.take_along_axis(nearest, order, axis=1)
     nearest_distance = np.take_along_axis(nearest_distance, order, axis=1)
-    ratios = nearest_distance[:, :-1] / np.maximum(nearest_distance[:, 1:], 1e-9)
+    with np.errstate(invalid="ignore"):  # inf / inf where both neighbours were dropped
+        ratios = nearest_distance[:, :-1] / np.maximum(nearest_distance[:, 1:], 1e-9)
     # g2NN: keep neighbours while each is clearly closer than the next one.
     passes = np.isfinite(nearest_distance[:, :-1]) & (ratios < G2NN_RATIO)
     accepted = np.cumprod(passes, axis=1).astype(bool)
@@ -228,7 +239,8 @@ def _exact_duplicate_translations(gray: np.ndarray, min_shift: float) -> list[di
         source_points = np.stack([first[members] % width, first[members] // width], axis=1).astype(np.float32)
         found.append({"affine": np.array([[1.0, 0.0, shift_x], [0.0, 1.0, shift_y]]), "angle": 0.0,
                       "scale": 1.0, "inliers": int(counts[offset_index]), "source_points": source_points,
-                      "target_points": source_points + np.float32([shift_x, shift_y]), "exact": True})
+                      "target_points": source_points + np.float32([shift_x, shift_y]), "min_shift": min_shift,
+                      "exact": True})
     return found
 
 
@@ -263,8 +275,13 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _dense_regions(smooth: np.ndarray, transform: dict, min_shift: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Target and source regions ``(h, w)`` uint8 {0, 1} of one transform, and their mean correlation."""
+def _dense_regions(smooth: np.ndarray, transform: dict, min_shift: float,
+                   gray: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Target and source regions ``(h, w)`` uint8 {0, 1} of one transform, and their mean correlation.
+
+    ``smooth`` is the blurred gray photo (float32); ``gray`` the unblurred one (uint8), read
+    for exact translations only.
+    """
     import cv2
 
     height, width = smooth.shape
@@ -283,7 +300,17 @@ def _dense_regions(smooth: np.ndarray, transform: dict, min_shift: float) -> tup
     # itself; a real copy also has the same gray levels.
     difference = _box(np.abs(smooth - warped))
     candidate = ((correlation > CORRELATION_THRESHOLD) & (difference < MAX_MEAN_DIFFERENCE)
-                 & valid & inside & moved).astype(np.uint8)
+                 & valid & inside & moved)
+    if transform.get("exact") and gray is not None:
+        # A pixel-exact copy of a smooth area (a patch of road or sky pasted over an object)
+        # has too little contrast for a correlation, but every pixel equals its original.
+        shifted = cv2.warpAffine(gray, affine, (width, height), flags=cv2.INTER_NEAREST, borderValue=0)
+        equal = _box((gray == shifted).astype(np.float32)) > 0.9
+        values = gray.astype(np.float32)
+        contrast = _box(values * values) - _box(values) ** 2 > MIN_EXACT_VARIANCE
+        candidate |= equal & contrast & inside & moved
+        valid = valid | (equal & contrast)
+    candidate = candidate.astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     candidate = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     candidate = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, kernel, iterations=2)
@@ -302,10 +329,20 @@ def _dense_regions(smooth: np.ndarray, transform: dict, min_shift: float) -> tup
             target[labels == label] = 1
     if not target.any():
         return target, target.copy(), 0.0
-    target = _fill_holes(target)
+    mean_correlation = float(correlation[(target > 0) & valid].mean()) if ((target > 0) & valid).any() else 0.0
+    # Flat parts of a copy (a white shirt, sky) have no correlation to read, but the same
+    # gray levels as their original: let the verified region grow into them, a little way.
+    # The reach scales with the region, so a small copy in a sky cannot grow into the sky.
+    reach = int(np.clip(0.2 * math.sqrt(target.sum()), 3, GROW_FRACTION * math.hypot(height, width)))
+    near = cv2.dilate(target, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    same_levels = (difference < MAX_FLAT_DIFFERENCE) & inside & moved & (near > 0)
+    grown = (same_levels | (target > 0)).astype(np.uint8)
+    grown = cv2.morphologyEx(grown, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    count, labels = cv2.connectedComponents(grown, connectivity=8)
+    keep = np.unique(labels[target > 0])
+    target = _fill_holes(np.isin(labels, keep[keep > 0]).astype(np.uint8) | target)
     # source(s) = target(A s)
     source = cv2.warpAffine(target, affine, (width, height), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    mean_correlation = float(correlation[(target > 0) & valid].mean()) if ((target > 0) & valid).any() else 0.0
     return target, source, mean_correlation
 
 
@@ -390,14 +427,14 @@ def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mar
     reliability = min(1.0, (keypoint_count - MIN_KEYPOINTS) / (FULL_RELIABILITY_KEYPOINTS - MIN_KEYPOINTS))
     min_shift = max(10.0, MIN_SHIFT_FRACTION * math.hypot(height, width))
     pairs = _self_matches(points, descriptors, min_shift)
-    transforms = _exact_duplicate_translations(gray, min_shift)
-    transforms += [found for found in _find_transforms(points, pairs, min_shift)
+    transforms = _exact_duplicate_translations(gray, MIN_EXACT_SHIFT)
+    transforms += [{**found, "min_shift": min_shift} for found in _find_transforms(points, pairs, min_shift)
                    if not any(_same_transform(found, exact) for exact in transforms)]
     smooth = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), CORRELATION_BLUR_SIGMA)
     combined = np.zeros((height, width), np.float32)
     verified = []
     for transform in transforms:
-        target, source, correlation = _dense_regions(smooth, transform, min_shift)
+        target, source, correlation = _dense_regions(smooth, transform, transform["min_shift"], gray)
         if not target.any():
             continue
         if mark == "copy":
