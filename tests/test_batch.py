@@ -203,10 +203,14 @@ def test_missing_models_stop_the_batch_with_a_clear_error(photos, tmp_path, caps
     assert "wcbnet" in capsys.readouterr().err
 
 
-def test_empty_folder_is_an_error(tmp_path, models, capsys):
+def test_empty_folder_is_a_failure_with_a_summary_line(tmp_path, models, capsys):
+    """Like any failed input: exit 1 and a last line that says what happened (it was exit 2, no summary)."""
     (tmp_path / "empty").mkdir()
-    assert cli.main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--models", str(models)]) == 2
-    assert "no images" in capsys.readouterr().err
+    assert cli.main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--models", str(models)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"error: {tmp_path / 'empty'}: no images found"
+    assert err[-1] == "0 images: nothing analysed, nothing written"
+    assert not (tmp_path / "out").exists()
 
 
 def test_file_added_between_runs_that_shifts_stems_is_not_mistaken_for_done(models, tmp_path):

@@ -101,6 +101,26 @@ def test_photo_above_the_pixel_limit_is_refused_with_its_size():
         load_image(jpeg_claiming_size(12000, 11000))
 
 
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A PNG header (IHDR, an empty IDAT, IEND) that claims a size; nothing to decode."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_photo_beyond_what_pillow_opens_is_refused_with_its_real_size():
+    """Pillow refuses to open over 179 MP without saying the size; the message once read "over 179 MP"."""
+    with pytest.raises(InvalidImageError, match=r"<\d+ bytes>: image is 20000x20000 = 400\.0 MP; the limit is 120 MP$"):
+        load_image(png_claiming_size(20000, 20000))
+    with pytest.raises(InvalidImageError, match=r"20000x20000 = 400\.0 MP, over the 179 MP that Pillow will open"):
+        load_image(png_claiming_size(20000, 20000), max_pixels=500_000_000)
+
+
 def test_cli_limit_comes_before_pillow_and_its_warning_never_reaches_the_user(tmp_path):
     """Each header is refused by wsloc's own check, with its size and the limit set on the command
     line, without Pillow's DecompressionBombWarning (Pillow warns above 89 MP) on stderr."""
@@ -118,7 +138,7 @@ def test_cli_limit_comes_before_pillow_and_its_warning_never_reaches_the_user(tm
     assert done.returncode == 1
     assert "ninety.jpg: image is 10000x9000 = 90.0 MP; the limit is 50 MP" in done.stderr
     assert "large.jpg: image is 12000x11000 = 132.0 MP; the limit is 50 MP" in done.stderr
-    assert "beyond_pillow.jpg: image is over 179 MP; the limit is 50 MP" in done.stderr
+    assert "beyond_pillow.jpg: image is 15000x15000 = 225.0 MP; the limit is 50 MP" in done.stderr
     assert "DecompressionBomb" not in done.stderr and "warn" not in done.stderr.lower(), done.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 

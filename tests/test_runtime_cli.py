@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from tests.conftest import REPO_ROOT, make_splice
 from wsloc_runtime.pipeline import Localizer
 from wsloc_runtime.cli import localize_to_files, main, output_stems
+from wsloc_runtime.outputs import verdict_line, verdict_sentence
 
 
 def save_rgb(path, rgb):
@@ -92,7 +94,7 @@ def test_localize_takes_a_folder_says_what_it_read_and_ends_with_one_summary_lin
     note = "the file holds 4 frames (animated or multi-page); only the first was analysed"
     assert json.loads((out / "animated.json").read_text())["notes"] == [note]
     assert f"  note: {note}" in printed
-    assert any(line.startswith(f"{folder / 'forged.png'}: ") and "P(manipulated) = " in line for line in printed)
+    assert any(line.startswith(f"{folder / 'forged.png'}: ") and " Score 0." in line for line in printed)
 
 
 @pytest.mark.parametrize("command", ["localize", "batch"])
@@ -220,3 +222,41 @@ def test_results_csv_leaves_is_manipulated_empty_while_uncertain(tmp_path, contr
     with open(tmp_path / "out" / "results.csv", newline="") as stream:
         (row,) = list(csv.DictReader(stream))
     assert (row["verdict"], row["is_manipulated"]) == ("uncertain", "")
+
+
+def test_the_printed_line_is_sentences_and_gives_no_mask_share_for_an_authentic_verdict(tmp_path):
+    """It once read: uncertain (P(manipulated) = 0.773, uncertain from 0.18 up), mask 19.8%."""
+    band = (0.1767, 1.0)  # the bundled models' band: never "likely manipulated"
+    row = {"file": "assets/examples/authentic_coffee.jpg", "stem": "authentic_coffee", "verdict": "uncertain",
+           "probability": 0.773, "mask_fraction": 0.198, "verdict_band": list(band)}
+    assert verdict_line(row, (0.5, 0.5), Path("out")) == (
+        'assets/examples/authentic_coffee.jpg: Uncertain. Score 0.77 on a scale from 0 (no sign of editing) to 1 '
+        '(strong signs); these models call a photo "likely authentic" below 0.18 and never "likely manipulated". '
+        'The mask marks the area with the strongest signs: 19.8% of the photo. Files: out/authentic_coffee_*.png')
+    authentic = verdict_sentence("likely authentic", 0.05, band, 0.12)
+    assert "mask" not in authentic and "%" not in authentic
+    assert verdict_sentence("likely manipulated", 0.91, (0.2, 0.8), 0.1).endswith(
+        'below 0.20 and "likely manipulated" from 0.80. The mask marks the likely edited area: 10.0% of the photo.')
+    assert "threshold" not in verdict_sentence("likely manipulated", 0.6, (0.5, 0.5), 0.1)
+
+
+def test_a_folder_without_images_is_a_failure_with_a_summary_line(tmp_path, contract_models, capsys):
+    """It once exited 2 with only an error line, unlike every other failed input (exit 1)."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no photos here")
+    out = tmp_path / "out"
+    assert main(["localize", str(tmp_path / "empty"), "--out", str(out), "--models", str(contract_models)]) == 1
+    captured = capsys.readouterr()
+    assert f"error: {tmp_path / 'empty'}: no image files in this folder" in captured.err
+    assert captured.out.strip().splitlines()[-1] == "0 of 0 images analysed (0 failed), 1 folder without images; nothing written"
+    assert not out.exists()
+
+
+def test_a_run_that_wrote_nothing_does_not_point_at_an_output_folder(tmp_path, contract_models, capsys):
+    """It once ended "outputs in out/" for a folder it never created."""
+    bad = tmp_path / "broken.png"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    assert main(["localize", str(bad), "--out", str(out), "--models", str(contract_models)]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "0 of 1 images analysed (1 failed); nothing written"
+    assert not out.exists()

@@ -455,8 +455,10 @@ def batch_summary(outcome: BatchOutcome, results: Path) -> str:
 
 def command_batch(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.input)
-    if not inputs:
-        raise WslocError(f"{args.input}: no images found")
+    if not inputs:  # a failed input, like a broken image: reported, one summary line, exit 1
+        print(f"error: {args.input}: no images found", file=sys.stderr)
+        print("0 images: nothing analysed, nothing written", file=sys.stderr)
+        return 1
     with stop_on_signals():
         outcome = run_batch(inputs, args.out, args, workers=args.workers, ray_address=args.ray,
                             show_progress=not args.quiet)

@@ -20,44 +20,57 @@ from .outputs import localize_to_files, output_stems, verdict_counts, verdict_li
 log = logging.getLogger("wsloc")
 
 
-def expand_folders(arguments: Sequence[str]) -> list[str]:
-    """IMAGE arguments with each folder replaced by its image files (:func:`imageio.image_files`)."""
-    paths = []
+def expand_folders(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """IMAGE arguments with each folder replaced by its image files (:func:`imageio.image_files`),
+    and the folders that hold none."""
+    paths, empty = [], []
     for argument in arguments:
         if Path(argument).is_dir():
             found = image_files(argument)
             if not found:
-                raise WslocError(f"{argument}: no image files in this folder")
+                empty.append(argument)
             paths.extend(found)
         else:
             paths.append(argument)
-    return paths
+    return paths, empty
+
+
+def localize_summary(rows: Sequence[dict], empty_folders: Sequence[str], out_dir: Path) -> str:
+    """The line ``localize`` ends with: how many analysed and failed, the verdicts, where the files are."""
+    failures = sum(1 for row in rows if row["error"] is not None)
+    found = verdict_counts(rows)
+    line = f"{len(rows) - failures} of {len(rows)} images analysed ({failures} failed)"
+    if empty_folders:
+        line += f", {len(empty_folders)} folder{'s' if len(empty_folders) > 1 else ''} without images"
+    line += f": {found}" if found else ""
+    # Only a run that wrote something points at the folder (a failed one may never have made it).
+    return line + (f"; outputs in {out_dir}{os.sep}" if len(rows) > failures else "; nothing written")
 
 
 def command_localize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    images = expand_folders(args.images)
-    localizer = localizer_from_args(args)
+    images, empty_folders = expand_folders(args.images)
+    for folder in empty_folders:
+        print(f"error: {folder}: no image files in this folder", file=sys.stderr)
     out_dir = Path(args.out)
     rows = []
-    progress = tqdm(list(zip(images, output_stems(images))), desc="localize", unit="img", file=sys.stderr,
-                    disable=args.quiet or len(images) < 2, leave=False)
-    for source, stem in progress:
-        row = localize_to_files(localizer, source, out_dir, stem)
-        rows.append(row)
-        if row["error"] is not None:
-            progress.write(f"error: {row['error']}", file=sys.stderr)
-        elif not args.quiet:
-            progress.write(verdict_line(row, localizer.verdict_band, out_dir))
-            for note in row["notes"]:
-                progress.write(f"  note: {note}")
-    progress.close()
-    failures = sum(1 for row in rows if row["error"] is not None)
-    found = verdict_counts(rows)
-    print(f"{len(rows) - failures} of {len(rows)} images analysed ({failures} failed)"
-          f"{': ' + found if found else ''}; outputs in {out_dir}{os.sep}")
-    return 1 if failures else 0
+    if images:
+        localizer = localizer_from_args(args)
+        progress = tqdm(list(zip(images, output_stems(images))), desc="localize", unit="img", file=sys.stderr,
+                        disable=args.quiet or len(images) < 2, leave=False)
+        for source, stem in progress:
+            row = localize_to_files(localizer, source, out_dir, stem)
+            rows.append(row)
+            if row["error"] is not None:
+                progress.write(f"error: {row['error']}", file=sys.stderr)
+            elif not args.quiet:
+                progress.write(verdict_line(row, localizer.verdict_band, out_dir))
+                for note in row["notes"]:
+                    progress.write(f"  note: {note}")
+        progress.close()
+    print(localize_summary(rows, empty_folders, out_dir))
+    return 1 if empty_folders or any(row["error"] is not None for row in rows) else 0
 
 
 def command_evaluate(args: argparse.Namespace) -> int:

@@ -122,10 +122,37 @@ def _size_checked_by_wsloc():
         yield
 
 
-def _refuse_over_pillow_ceiling(name: str, max_pixels: int) -> InvalidImageError:
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from the file's header by Pillow's format readers, without the size check
+    that ``Image.open`` adds after them (nothing is decoded); ``None`` when no reader knows the file."""
+    Image.init()
+    prefix = data[:16]
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        try:
+            accepted = accept(prefix) if accept else True
+            if not accepted or isinstance(accepted, str):
+                continue
+            with _size_checked_by_wsloc():
+                width, height = factory(io.BytesIO(data), "").size
+                return int(width), int(height)
+        except Exception:  # not this format, or a damaged header: try the next reader
+            continue
+    return None
+
+
+def _refuse_over_pillow_ceiling(name: str, max_pixels: int, data: bytes = b"") -> InvalidImageError:
     """Pillow refuses to open images over twice ``Image.MAX_IMAGE_PIXELS`` (179 MP) without saying
-    their size; wsloc refuses them too, without handing them to a decoder that would try."""
+    their size; wsloc refuses them too, with the size read from the header, without handing them
+    to a decoder that would try."""
     ceiling = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+    size = _header_size(data) if data else None
+    if size is not None:
+        width, height = size
+        stated = f"{name}: image is {width}x{height} = {width * height / 1e6:.1f} MP"
+        if max_pixels / 1e6 < ceiling:
+            return InvalidImageError(f"{stated}; the limit is {max_pixels / 1e6:.0f} MP")
+        return InvalidImageError(f"{stated}, over the {ceiling:.0f} MP that Pillow will open")
     if max_pixels / 1e6 < ceiling:
         return InvalidImageError(f"{name}: image is over {ceiling:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
     return InvalidImageError(f"{name}: image is over {ceiling:.0f} MP, the most Pillow will open")
@@ -151,7 +178,7 @@ def _decode_bytes(data: bytes, name: str, max_pixels: int) -> DecodedImage:
     except InvalidImageError:
         raise
     except Image.DecompressionBombError:
-        raise _refuse_over_pillow_ceiling(name, max_pixels) from None
+        raise _refuse_over_pillow_ceiling(name, max_pixels, data) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         pil_error = error
     # OpenCV reads some files Pillow cannot (e.g. 16-bit RGB TIFF); it never raises, it returns None.

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from .errors import WslocError
 from .imageio import describe_source, write_json_atomic, write_png_atomic
-from .pipeline import Localizer, LocalizationResult, describe_band
+from .pipeline import Localizer, LocalizationResult, confident_edges
 from .viz import heatmap, mask_image, overlay
 
 log = logging.getLogger("wsloc")
@@ -63,6 +63,8 @@ def row_from_payload(payload: dict, source: str, stem: str) -> dict:
     row.update(probability=payload.get("probability"), is_manipulated=payload.get("is_manipulated"),
                verdict=payload.get("verdict"), mask_fraction=payload.get("mask_fraction"),
                timings=payload.get("timings"), notes=list(payload.get("notes") or []))
+    if payload.get("verdict_band"):  # for the printed line; not a results.csv column
+        row["verdict_band"] = list(payload["verdict_band"])
     return row
 
 
@@ -101,8 +103,37 @@ def verdict_counts(rows: Sequence[dict]) -> str:
     return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
 
 
-def verdict_line(row: dict, band: tuple[float, float], out_dir: Path) -> str:
-    """One image's result for people: the verdict with what it rests on (the probability beside
-    the band it was read with), the marked area and where the files are."""
-    return (f"{row['file']}: {row['verdict']} (P(manipulated) = {row['probability']:.3f}, {describe_band(band)}), "
-            f"mask {100 * row['mask_fraction']:.1f}% -> {out_dir / row['stem']}_*.png")
+def band_in_words(band: Sequence[float]) -> str:
+    """Which scores give which verdict, for people: ``these models call a photo "likely authentic"
+    below 0.18 and never "likely manipulated"``."""
+    low, high = confident_edges((float(band[0]), float(band[1])))
+    if low is not None and high is not None:
+        return f'these models call a photo "likely authentic" below {low:.2f} and "likely manipulated" from {high:.2f}'
+    if low is not None:
+        return f'these models call a photo "likely authentic" below {low:.2f} and never "likely manipulated"'
+    if high is not None:
+        return f'these models call a photo "likely manipulated" from {high:.2f} and never "likely authentic"'
+    return "these models never give a confident verdict"
+
+
+def verdict_sentence(verdict: str, probability: float, band: Sequence[float], mask_fraction: float | None) -> str:
+    """The verdict as sentences a reader without the method can use: what it is, the score it rests
+    on and how that score is read, and (unless the photo was judged authentic) how much of the
+    photo the mask marks."""
+    text = (f"{verdict[0].upper()}{verdict[1:]}. Score {probability:.2f} on a scale from 0 (no sign of editing) "
+            f"to 1 (strong signs); {band_in_words(band)}.")
+    if verdict != "likely authentic" and mask_fraction is not None:
+        if mask_fraction > 0:
+            where = "the likely edited area" if verdict == "likely manipulated" else "the area with the strongest signs"
+            text += f" The mask marks {where}: {100 * mask_fraction:.1f}% of the photo."
+        else:
+            text += " The mask marks no part of the photo."
+    return text
+
+
+def verdict_line(row: dict, band: Sequence[float], out_dir: Path) -> str:
+    """One image's result for people: the file, the verdict in sentences (see
+    :func:`verdict_sentence`; the row's own band when it has one) and where its files are."""
+    sentence = verdict_sentence(row["verdict"], row["probability"], row.get("verdict_band") or band,
+                                row["mask_fraction"])
+    return f"{row['file']}: {sentence} Files: {out_dir / row['stem']}_*.png"
