@@ -45,6 +45,7 @@ from wsloc_runtime.errors import WslocError  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
+from wsloc_runtime.outputs import verdict_sentence  # noqa: E402
 from wsloc_runtime.models import sha256_of  # noqa: E402
 from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer, describe_band  # noqa: E402
 from wsloc_runtime.segmenters import create_segmenter, describe_segmenters, segmenter_names  # noqa: E402
@@ -76,6 +77,9 @@ ENVIRONMENT_HELP = f"""limits and settings (environment variables, current value
   WSLOC_APP_CONCURRENCY     {CONCURRENCY:>4}  photos analysed at once
   WSLOC_APP_QUEUE_SIZE      {QUEUE_SIZE:>4}  requests allowed to wait
   WSLOC_MODELS, WSLOC_HF_REPO, WSLOC_HF_REVISION: where the models are (docs/app.md)"""
+#: Closes the toasts an earlier analysis left: Gradio stacks toasts of one kind, so a new failure's
+#: warning would otherwise sit under an earlier file's message. Runs in the browser, before each run.
+CLOSE_TOASTS_JS = "() => { document.querySelectorAll('[data-testid=\"toast-close\"]').forEach(b => b.click()); }"
 #: Downloads older than this are removed (Gradio keeps its own copy for the page).
 DOWNLOAD_TTL_S = 3600
 
@@ -283,11 +287,11 @@ def verdict_markdown(analysis: Analysis) -> str:
     result = analysis.result
     lines = [
         f"## Verdict: {result.verdict}",
-        f"**P(manipulated) = {result.probability:.3f}** "
+        verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.mask.mean())),
+        f"For specialists: P(manipulated) = {result.probability:.3f} "
         f"({describe_band(result.verdict_band)}); per variant: "
-        + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items()),
-        f"Marked area: {100 * float(result.mask.mean()):.1f} % of the photo "
-        f"({result.original_size[1]}×{result.original_size[0]} px).",
+        + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items())
+        + f"; photo {result.original_size[1]}×{result.original_size[0]} px.",
     ]
     if result.verdict != "likely manipulated":
         lines.append("The maps below still show where the evidence is strongest; read them with the verdict.")
@@ -306,19 +310,22 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
     result = analysis.result
     image = result.image
     items: list[tuple[np.ndarray, str]] = [
-        (sel_display(result.error_levels), f"1 · Signed error levels vs JPEG q={sel_quality} (gray = 0)"),
+        (sel_display(result.error_levels),
+         f"1 · What re-saving as a JPEG (quality {sel_quality}) changes; gray = no change"),
     ]
     for name, cam in result.variant_maps.items():
-        items.append((viz.heatmap(cam), f"2 · Grad-CAM {name}, P = {result.variant_probabilities[name]:.3f}"))
-    items.append((viz.heatmap(result.activation), "3 · Fused activation A (geometric mean)"))
-    items.append((viz.region_map(image, result.regions), f"4 · {len(result.regions)} regions ({result.segmenter})"))
+        items.append((viz.heatmap(cam), f"2 · Where detector {name} looked (its score "
+                                        f"{result.variant_probabilities[name]:.2f})"))
+    items.append((viz.heatmap(result.activation), "3 · Where the detectors agree"))
+    items.append((viz.region_map(image, result.regions),
+                  f"4 · The photo cut into {len(result.regions)} regions"))
     if result.region_index >= 0:
         chosen = viz.outline_mask(image, result.region_mask, colour=(40, 200, 255))
-        items.append((chosen, f"5 · Chosen region #{result.region_index}, S = {result.region_score:.3g}"))
+        items.append((chosen, "5 · The region that best matches where the detectors looked"))
     else:
-        items.append((image, "5 · No region found: enhancement skipped"))
-    items.append((viz.overlay(image, result.enhanced, opacity), "6 · Enhanced map A* over the photo"))
-    items.append((viz.mask_image(result.mask), f"7 · Final mask (A* ≥ {MASK_THRESHOLD})"))
+        items.append((image, "5 · No region found, so the map is left as it is"))
+    items.append((viz.overlay(image, result.enhanced, opacity), "6 · Final heatmap over the photo"))
+    items.append((viz.mask_image(result.mask), "7 · Final mask: white where editing is more likely than not"))
     return items
 
 
@@ -332,9 +339,25 @@ def details_markdown(analysis: Analysis) -> str:
     return (
         f"**Time: {total:.2f} s** at working size {result.working_size[1]}×{result.working_size[0]} "
         f"(photo {result.original_size[1]}×{result.original_size[0]})\n\n"
+        f"**Method:** {len(result.regions)} regions from the `{result.segmenter}` segmenter; "
+        + (f"chosen region #{result.region_index}, S = {result.region_score:.3g}; "
+           if result.region_index >= 0 else "no region chosen; ")
+        + f"mask = A* ≥ {MASK_THRESHOLD}\n\n"
         f"| stage | ms |\n|---|---:|\n{stages}\n\n"
         f"**Execution providers**\n\n{providers}\n\n**Models**\n\n{models}"
     )
+
+
+def segmenter_menu_note(available: list[str], unavailable: dict[str, str]) -> str | None:
+    """The line under the segmenter menu, in words: which it offers and why not the others."""
+    if not unavailable:
+        return None
+    missing = sorted(unavailable)
+    others = ", ".join(missing[:-1]) + f" and {missing[-1]}" if len(missing) > 1 else missing[0]
+    offered = (f"Only {available[0]} is installed on this server." if len(available) == 1
+               else f"{', '.join(available)} are installed on this server.")
+    return (f"{offered} {others} need model files that this server does not have "
+            "(see 'About the segmenters'). The choice changes how the photo is cut into regions.")
 
 
 def segmenter_notes(localizers: Localizers) -> str:
@@ -434,8 +457,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                 segmenter = gr.Radio(
                     localizers.available, value=localizers.default_segmenter, label="Segmenter",
                     elem_id="segmenter",
-                    info=(f"{', '.join(sorted(localizers.unavailable))}: model files missing, "
-                          "see 'About the segmenters'") if localizers.unavailable else None,
+                    info=segmenter_menu_note(localizers.available, localizers.unavailable),
                 )
                 with gr.Accordion("About the segmenters", open=False):
                     gr.Markdown(segmenter_notes(localizers))
@@ -458,9 +480,11 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         state = gr.State(None)
 
         page_outputs = [verdict, overlay, mask, evidence, downloads, details, state]
+        button.click(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
         button.click(run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
                      concurrency_id="localize")
         if examples:
+            gallery_examples.select(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
             gallery_examples.select(pick_example, None, upload, api_visibility="private", queue=False).then(
                 run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
                 concurrency_id="localize")
@@ -468,9 +492,9 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                        show_progress="hidden")
 
         # The programmatic endpoint: gradio_client's predict(file, segmenter, api_name="/localize").
-        api_summary = gr.JSON(visible=False)
-        api_heatmap = gr.File(visible=False)
-        api_mask = gr.File(visible=False)
+        api_summary = gr.JSON(visible=False, label="summary")
+        api_heatmap = gr.File(visible=False, label="heatmap_png")
+        api_mask = gr.File(visible=False, label="mask_png")
         api_trigger = gr.Button(visible=False)
         api_trigger.click(run_api, [upload, segmenter], [api_summary, api_heatmap, api_mask],
                           api_name="localize", concurrency_id="localize")

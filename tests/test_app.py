@@ -113,6 +113,8 @@ def test_api_lists_the_localize_endpoint(client):
     parameters = {p["parameter_name"]: p for p in endpoints["/localize"]["parameters"]}
     assert set(parameters) == {"image", "segmenter"}
     assert parameters["segmenter"]["parameter_default"] == "graph"
+    # Outputs named for what they are, not value_23, value_24, value_25.
+    assert [r["label"] for r in endpoints["/localize"]["returns"]] == ["summary", "heatmap_png", "mask_png"]
 
 
 def test_localize_example_returns_verdict_heatmap_mask_and_reference_scores(client):
@@ -289,3 +291,27 @@ def test_start_up_says_one_short_line_about_segmenters_and_the_page_words_notes_
     table = [line for line in app.details_markdown(analysis).splitlines() if line.startswith("|")]
     assert table[:2] == ["| stage | ms |", "|---|---:|"]
     assert [row.split("|")[1].strip() for row in table[2:]] == list(analysis.result.timings)
+
+
+def test_captions_and_the_segmenter_menu_are_plain_words(monkeypatch, contract_models, splice, tmp_path):
+    """Captions once read "5 · Chosen region #55, S = 6.05" and "7 · Final mask (A* ≥ 0.5)"; the menu
+    "deeplab, pspnet, sam: model files missing"."""
+    import app
+
+    monkeypatch.setenv("WSLOC_MODELS", str(contract_models))
+    monkeypatch.delenv("WSLOC_HF_REPO", raising=False)
+    localizers = app.Localizers()
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(splice[0], cv2.COLOR_RGB2BGR))
+    analysis = app.analyse(localizers, app.ReferenceMasks([]), str(photo), "graph")
+    captions = [caption for _, caption in app.evidence_gallery(analysis, 90, 0.5)]
+    for caption in captions:
+        assert not any(symbol in caption for symbol in ("A*", "S =", "#", "Grad-CAM", "≥")), caption
+    assert captions[-1] == "7 · Final mask: white where editing is more likely than not"
+    assert "chosen region #" in app.details_markdown(analysis)  # the numbers stay, for specialists
+    assert app.segmenter_menu_note(["graph"], {"sam": "", "deeplab": "", "pspnet": ""}) == (
+        "Only graph is installed on this server. deeplab, pspnet and sam need model files that this server "
+        "does not have (see 'About the segmenters'). The choice changes how the photo is cut into regions.")
+    assert app.segmenter_menu_note(["graph", "sam"], {}) is None
+    markdown = app.verdict_markdown(analysis)
+    assert "Score " in markdown and "on a scale from 0 (no sign of editing)" in markdown

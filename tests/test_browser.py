@@ -153,3 +153,17 @@ def test_unreadable_file_shows_a_clear_message_in_the_page(page, tmp_path):
     verdict = page.locator("#verdict").inner_text()
     assert "notes.png: not a readable image" in verdict and "Traceback" not in verdict
     _screenshot(page, "app_bad_file.png")
+
+
+def test_a_second_failed_upload_shows_its_own_warning_not_the_earlier_one(page, tmp_path):
+    """Gradio stacks toasts of one kind: the second failure's warning once sat under the first file's."""
+    for name in ("first_notes.png", "second_notes.png"):
+        bad = tmp_path / name
+        bad.write_text(f"{name} is not a photo\n" * 50)
+        page.locator("#upload input[type=file]").set_input_files(str(bad))
+        page.get_by_text(name).first.wait_for(timeout=UI_TIMEOUT_MS)
+        page.locator("#analyse").click()
+        page.locator("#verdict").get_by_text(f"{name}: not a readable image").wait_for(timeout=RESULT_TIMEOUT_MS)
+        page.get_by_test_id("toast-body").get_by_text(name).first.wait_for(timeout=UI_TIMEOUT_MS)
+    toasts = " ".join(page.get_by_test_id("toast-body").all_inner_texts())
+    assert "second_notes.png" in toasts and "first_notes.png" not in toasts, toasts
