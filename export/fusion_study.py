@@ -67,7 +67,9 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
             record.update(activation=result.activation.astype(np.float16),
                           paper_enhanced=result.enhanced.astype(np.float16),
                           probability=np.float32(result.probability),
-                          image=result.image)
+                          image=result.image,
+                          regions=np.packbits(result.regions.masks, axis=None),
+                          regions_shape=np.array(result.regions.masks.shape, np.int32))
             traces = jpeg_traces(rgb)
             record["pooled_dq"] = block_map_to_size(pooled_double_quantization(traces), traces.offset,
                                                     rgb.shape[:2], size).astype(np.float16)
@@ -84,6 +86,63 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
             record[f"rel_{n}"] = np.float32(reading.reliability)
             record[f"str_{n}"] = np.float32(reading.strength)
         np.savez_compressed(target, **record)
+
+
+def load_regions(record) -> np.ndarray:
+    """The cached segmenter regions, ``bool`` ``(N, h, w)``."""
+    shape = tuple(int(v) for v in record["regions_shape"])
+    return np.unpackbits(record["regions"], count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+
+def load_set(name: str, cache: Path = CACHE) -> list[dict]:
+    """Every cached photo of a set, as dicts of arrays (maps as float32)."""
+    records = []
+    for path in sorted((cache / name).glob("*.npz")):
+        with np.load(path, allow_pickle=False) as stored:
+            record = {k: stored[k] for k in stored.files}
+        for key, value in record.items():
+            if value.dtype == np.float16:
+                record[key] = value.astype(np.float32)
+        record["path"] = path
+        records.append(record)
+    return records
+
+
+def readings_of(record: dict, evidence: list[str]):
+    """The cached photo's evidence readings, as the pipeline would have them."""
+    from wsloc_runtime.evidence import EvidenceMap
+
+    readings = []
+    for name in evidence:
+        if name == "activation":
+            readings.append(EvidenceMap("activation", record["activation"], 1.0, "", float(record["probability"])))
+        elif f"ev_{name}" in record:
+            readings.append(EvidenceMap(name, record[f"ev_{name}"], float(record[f"rel_{name}"]), "",
+                                        float(record[f"str_{name}"])))
+    return readings
+
+
+def score_maps(records: list[dict], maps: list[np.ndarray]) -> dict:
+    """Pixel F1 at 0.5 and AUC (tampered photos), averaged over photos."""
+    from wsloc_runtime.metrics import f1_iou_at, nanmean, roc_auc
+
+    f1s, aucs = [], []
+    for record, values in zip(records, maps):
+        if not bool(record["tampered"]):
+            continue
+        truth = record["truth"]
+        f1s.append(f1_iou_at(values, truth, 0.5)[0])
+        aucs.append(roc_auc(values, truth))
+    return {"f1": round(float(nanmean(f1s)), 4), "auc": round(float(nanmean(aucs)), 4), "n": len(f1s)}
+
+
+def enhanced_of(record: dict, prior: np.ndarray) -> np.ndarray:
+    """The paper's region choice and Bayes update on ``prior`` with the cached regions."""
+    from wsloc_runtime.regions import Regions, bayesian_enhancement, select_region
+
+    regions = Regions(load_regions(record))
+    index, _, _ = select_region(regions, prior)
+    return bayesian_enhancement(prior, regions.masks[index]) if index >= 0 else prior
 
 
 def main(argv=None) -> int:

@@ -218,12 +218,13 @@ def test_single_view_and_mirror_views_agree_on_an_equivariant_model(contract_mod
 
 
 def test_verdict_reads_the_models_band(contract_models):
-    """The uncertain band of the models' config turns a probability into three verdicts."""
+    """The uncertain band of the models' config turns a probability into three verdicts (the paper's
+    pipeline reports the models' own probability, so it reads their band)."""
     import dataclasses
 
     from wsloc_runtime.pipeline import describe_band
 
-    localizer = Localizer(models_dir=contract_models)
+    localizer = Localizer(models_dir=contract_models, fusion="paper")
     result = localizer.localize(make_splice()[0])
     assert result.verdict_band == localizer.verdict_band == (0.5, 0.5)  # contract models carry no band
     p = result.probability

@@ -357,7 +357,11 @@ class Localizer:
         return reported
 
     def classify(self, image: ImageSource) -> float:
-        """P(manipulated) only: the variants' mean probability, without maps or regions."""
+        """P(manipulated) only, the same number :meth:`localize` reports: with ``fusion="paper"``
+        the variants' mean probability (networks only, no maps or regions); with ``"evidence"``
+        it also reads every evidence's strength, so the whole analysis runs."""
+        if self.fusion == "evidence":
+            return self.localize(image).probability
         rgb = load_image(image, self.max_pixels)
         inputs = self._network_inputs(rgb, extra_sizes=[])[0]
         return float(np.mean([m.forward_views(inputs[m.name], self.views).probability for m in self.models]))
