@@ -43,6 +43,7 @@ from wsloc_runtime import viz  # noqa: E402
 from wsloc_runtime.imageio import image_files  # noqa: E402
 from wsloc_runtime.errors import WslocError  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
+from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
 from wsloc_runtime.outputs import verdict_sentence  # noqa: E402
@@ -268,6 +269,9 @@ def analyse(
     reference = reference_scores(result, mask_path) if mask_path else None
     summary = result.summary()
     summary["file"] = Path(path).name
+    evidence = file_evidence_of(path)  # information only: never read by the verdict
+    if evidence is not None:
+        summary["file_evidence"] = evidence
     if reference:
         summary["reference"] = {"mask": mask_path.name, **reference}
 
@@ -327,6 +331,14 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
     items.append((viz.overlay(image, result.enhanced, opacity), "6 · Final heatmap over the photo"))
     items.append((viz.mask_image(result.mask), "7 · Final mask: white where editing is more likely than not"))
     return items
+
+
+def file_evidence_markdown(analysis: Analysis) -> str:
+    """The file's own evidence (EXIF, thumbnail, JPEG tables) in sentences, or why there is none."""
+    evidence = analysis.summary.get("file_evidence")
+    if not evidence:
+        return "No file evidence: the photo did not come as a file."
+    return "\n".join(f"- {note}" for note in evidence["notes"])
 
 
 def details_markdown(analysis: Analysis) -> str:
@@ -404,7 +416,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         except gr.Error as error:
             # Keep the message on the page too (a toast disappears), and clear stale results.
             gr.Warning(error.message)
-            return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None, "", None)
+            return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None, "", "", None)
         result = analysis.result
         quality = localizers.get(result.segmenter).sel_quality
         return (
@@ -414,6 +426,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             evidence_gallery(analysis, quality, opacity),
             [str(analysis.heatmap_png), str(analysis.mask_png), str(analysis.json_path)],
             details_markdown(analysis),
+            file_evidence_markdown(analysis),
             (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
         )
 
@@ -477,9 +490,12 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                             file_count="multiple", interactive=False, elem_id="downloads")
         with gr.Accordion("Details: timings, execution providers, models", open=False, elem_id="details-panel"):
             details = gr.Markdown(elem_id="details")
+        with gr.Accordion("File evidence: camera, software, dates, thumbnail, JPEG settings (information only, "
+                          "never used in the verdict)", open=False, elem_id="file-evidence-panel"):
+            file_evidence = gr.Markdown(elem_id="file-evidence")
         state = gr.State(None)
 
-        page_outputs = [verdict, overlay, mask, evidence, downloads, details, state]
+        page_outputs = [verdict, overlay, mask, evidence, downloads, details, file_evidence, state]
         button.click(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
         button.click(run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
                      concurrency_id="localize")

@@ -315,3 +315,6 @@ def test_captions_and_the_segmenter_menu_are_plain_words(monkeypatch, contract_m
     assert app.segmenter_menu_note(["graph", "sam"], {}) is None
     markdown = app.verdict_markdown(analysis)
     assert "Score " in markdown and "on a scale from 0 (no sign of editing)" in markdown
+    # File evidence: information beside the maps, in the JSON and the page.
+    assert analysis.summary["file_evidence"]["format"] == "PNG"
+    assert "No camera make or model" in app.file_evidence_markdown(analysis)

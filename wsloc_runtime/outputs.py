@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import WslocError
+from .file_evidence import file_evidence_of
 from .imageio import describe_source, write_json_atomic, write_png_atomic
 from .pipeline import Localizer, LocalizationResult, confident_edges
 from .viz import heatmap, mask_image, overlay
@@ -36,9 +37,11 @@ def output_stems(paths: Sequence[str]) -> list[str]:
     return stems
 
 
-def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str) -> dict:
+def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str,
+                       file_evidence: dict | None = None) -> dict:
     """Write ``<stem>_heatmap.png`` and ``<stem>_mask.png`` (photo size), ``<stem>_overlay.png``
-    (working size) and ``<stem>.json``, each atomically. Returns the JSON payload."""
+    (working size) and ``<stem>.json``, each atomically. Returns the JSON payload, whose
+    ``file_evidence`` is read from ``source`` when it is a file (:mod:`wsloc_runtime.file_evidence`)."""
     outputs = {
         "heatmap": out_dir / f"{stem}_heatmap.png",
         "mask": out_dir / f"{stem}_mask.png",
@@ -48,6 +51,10 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
     write_png_atomic(outputs["mask"], mask_image(result.full_size(result.mask)))
     write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))
     payload = {"input": source, **result.summary(), "outputs": {k: str(v) for k, v in outputs.items()}}
+    if file_evidence is None:
+        file_evidence = file_evidence_of(source)
+    if file_evidence is not None:  # information only: read from the file, never by the verdict
+        payload["file_evidence"] = file_evidence
     # The JSON goes last: its presence means every other output of this image is complete.
     write_json_atomic(out_dir / f"{stem}.json", payload)
     return payload
