@@ -221,12 +221,14 @@ def _exact_duplicate_translations(gray: np.ndarray, min_shift: float) -> list[di
         return []
     first_hash, second_hash = (np.rint(h.ravel()[indices]).astype(np.int64) for h in hashes)
     keys = (first_hash << 20) + second_hash
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     keys, indices = keys[order], indices[order]
     equal = np.flatnonzero(keys[1:] == keys[:-1])
     if len(equal) == 0:
         return []
-    first, second = indices[equal], indices[equal + 1]
+    # Raster order within a pair, so one copy gives one offset, not it and its negative.
+    first = np.minimum(indices[equal], indices[equal + 1])
+    second = np.maximum(indices[equal], indices[equal + 1])
     dy = second // width - first // width
     dx = second % width - first % width
     far = np.hypot(dy, dx) >= min_shift
