@@ -47,6 +47,7 @@ from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
 from wsloc_runtime.outputs import verdict_sentence  # noqa: E402
+from wsloc_runtime.report import render_report, write_report_atomic  # noqa: E402
 from wsloc_runtime.models import sha256_of  # noqa: E402
 from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer, describe_band  # noqa: E402
 from wsloc_runtime.segmenters import create_segmenter, describe_segmenters, segmenter_names  # noqa: E402
@@ -230,6 +231,7 @@ class Analysis:
     heatmap_png: Path
     mask_png: Path
     json_path: Path
+    report_html: Path | None = None
 
 
 def _download_root() -> Path:
@@ -281,7 +283,11 @@ def analyse(
     heatmap_png = write_png_atomic(out / f"{stem}_heatmap.png", result.full_size(viz.heatmap(result.enhanced)))
     mask_png = write_png_atomic(out / f"{stem}_mask.png", viz.mask_image(result.full_size(result.mask)))
     json_path = write_json_atomic(out / f"{stem}_result.json", summary)
-    return Analysis(result, summary, reference, heatmap_png, mask_png, json_path)
+    # The fact-check report: one self-contained HTML file (wsloc_runtime.report).
+    document = render_report(result, Path(path).name, sha256_of(Path(path)), summary.get("file_evidence"),
+                             sel_quality=localizer.sel_quality)
+    report_html = write_report_atomic(out / f"{stem}_report.html", document)
+    return Analysis(result, summary, reference, heatmap_png, mask_png, json_path, report_html)
 
 
 # --------------------------------------------------------------------------- presentation
@@ -416,7 +422,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         except gr.Error as error:
             # Keep the message on the page too (a toast disappears), and clear stale results.
             gr.Warning(error.message)
-            return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None, "", "", None)
+            return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None,
+                    gr.update(value=None, visible=False), "", "", None)
         result = analysis.result
         quality = localizers.get(result.segmenter).sel_quality
         return (
@@ -425,6 +432,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             viz.outline_mask(result.image, result.mask),
             evidence_gallery(analysis, quality, opacity),
             [str(analysis.heatmap_png), str(analysis.mask_png), str(analysis.json_path)],
+            gr.update(value=str(analysis.report_html), visible=True),
             details_markdown(analysis),
             file_evidence_markdown(analysis),
             (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
@@ -488,6 +496,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                               object_fit="contain", elem_id="evidence", interactive=False)
         downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, result JSON",
                             file_count="multiple", interactive=False, elem_id="downloads")
+        report_button = gr.DownloadButton("Download report (one HTML file to attach to a fact-check)",
+                                          visible=False, elem_id="report")
         with gr.Accordion("Details: timings, execution providers, models", open=False, elem_id="details-panel"):
             details = gr.Markdown(elem_id="details")
         with gr.Accordion("File evidence: camera, software, dates, thumbnail, JPEG settings (information only, "
@@ -495,7 +505,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             file_evidence = gr.Markdown(elem_id="file-evidence")
         state = gr.State(None)
 
-        page_outputs = [verdict, overlay, mask, evidence, downloads, details, file_evidence, state]
+        page_outputs = [verdict, overlay, mask, evidence, downloads, report_button, details, file_evidence, state]
         button.click(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
         button.click(run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
                      concurrency_id="localize")

@@ -318,3 +318,5 @@ def test_captions_and_the_segmenter_menu_are_plain_words(monkeypatch, contract_m
     # File evidence: information beside the maps, in the JSON and the page.
     assert analysis.summary["file_evidence"]["format"] == "PNG"
     assert "No camera make or model" in app.file_evidence_markdown(analysis)
+    report = analysis.report_html.read_text(encoding="utf-8")  # the "Download report" file
+    assert "Final heatmap" not in report and 'data-panel="Heatmap over the photo"' in report

@@ -160,6 +160,9 @@ def test_a_second_failed_upload_shows_its_own_warning_not_the_earlier_one(page, 
     for name in ("first_notes.png", "second_notes.png"):
         bad = tmp_path / name
         bad.write_text(f"{name} is not a photo\n" * 50)
+        clear = page.locator("#upload").get_by_label("Clear")
+        if clear.count():  # the first file is still in the upload box: take it out
+            clear.first.click()
         page.locator("#upload input[type=file]").set_input_files(str(bad))
         page.get_by_text(name).first.wait_for(timeout=UI_TIMEOUT_MS)
         page.locator("#analyse").click()
@@ -167,3 +170,40 @@ def test_a_second_failed_upload_shows_its_own_warning_not_the_earlier_one(page, 
         page.get_by_test_id("toast-body").get_by_text(name).first.wait_for(timeout=UI_TIMEOUT_MS)
     toasts = " ".join(page.get_by_test_id("toast-body").all_inner_texts())
     assert "second_notes.png" in toasts and "first_notes.png" not in toasts, toasts
+
+
+def test_report_opens_offline_with_every_panel_and_prints(browser, tmp_path, contract_models):
+    """wsloc localize --report: the file alone (no server, no network) shows every panel's picture."""
+    from tests.test_report import with_evidence
+    from wsloc_runtime.cli import main
+
+    photo = EXAMPLES / "spliced_boat.jpg"
+    out = tmp_path / "out"
+    assert main(["-q", "localize", str(photo), "--out", str(out), "--models", str(contract_models), "--report"]) == 0
+    report = out / "spliced_boat_report.html"
+    # Also one with evidence panels, as the evidence fusion gives them.
+    from wsloc_runtime.pipeline import Localizer
+    from wsloc_runtime.report import render_report, report_panels, write_report_atomic
+
+    result = with_evidence(Localizer(models_dir=contract_models).localize(str(photo)))
+    with_panels = write_report_atomic(tmp_path / "evidence_report.html", render_report(result, photo.name, "0" * 64))
+
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, offline=True)
+    try:
+        page = context.new_page()
+        for path, expected in ((report, None), (with_panels, [p.title for p in report_panels(result)])):
+            page.goto(path.as_uri(), wait_until="load")
+            titles = page.locator("figure.panel h3").all_inner_texts()
+            assert len(titles) >= 10 and (expected is None or titles == expected), titles
+            assert page.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+            assert "SHA-256" in page.locator("table.facts").inner_text()
+        assert any(title.startswith("Evidence: ") for title in titles)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        page.emulate_media(media="print")
+        assert page.evaluate("() => getComputedStyle(document.querySelector('.panels')).gridTemplateColumns"
+                             ".split(' ').length") == 2
+        pdf = page.pdf(path=str(ARTIFACTS / "report.pdf"))
+        assert len(pdf) > 50_000
+    finally:
+        context.close()

@@ -16,7 +16,7 @@ LAYERS = [
                          "metrics", "views", "viz", "models", "session", "wcbnet", "segmenters", "evidence",
                          "fusion", "file_evidence"}),
     ("pipeline", {"pipeline"}),
-    ("results", {"outputs", "report", "options", "evaluate"}),
+    ("results", {"wording", "outputs", "report", "options", "evaluate"}),
     ("batch", {"batch"}),
     ("commands", {"cli", "__main__"}),
 ]

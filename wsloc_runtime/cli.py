@@ -60,7 +60,7 @@ def command_localize(args: argparse.Namespace) -> int:
         progress = tqdm(list(zip(images, output_stems(images))), desc="localize", unit="img", file=sys.stderr,
                         disable=args.quiet or len(images) < 2, leave=False)
         for source, stem in progress:
-            row = localize_to_files(localizer, source, out_dir, stem)
+            row = localize_to_files(localizer, source, out_dir, stem, report=args.report)
             rows.append(row)
             if row["error"] is not None:
                 progress.write(f"error: {row['error']}", file=sys.stderr)
@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="image files, or folders: their image files, not recursive, without the "
                                "reference masks beside their photos (boat_mask.png next to boat.jpg)")
     localize.add_argument("--out", required=True, metavar="DIR")
+    localize.add_argument("--report", action="store_true",
+                          help="also write <name>_report.html: one self-contained file to attach to a fact-check "
+                               "(verdict, heatmap, mask, every evidence panel, file evidence, SHA-256, versions)")
     add_localizer_arguments(localize)
     localize.set_defaults(handler=command_localize)
 

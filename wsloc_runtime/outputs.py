@@ -15,7 +15,8 @@ from typing import Sequence
 from .errors import WslocError
 from .file_evidence import file_evidence_of
 from .imageio import describe_source, write_json_atomic, write_png_atomic
-from .pipeline import Localizer, LocalizationResult, confident_edges
+from .pipeline import Localizer, LocalizationResult
+from .wording import band_in_words, verdict_sentence  # noqa: F401  (band_in_words: for importers)
 from .viz import heatmap, mask_image, overlay
 
 log = logging.getLogger("wsloc")
@@ -38,10 +39,11 @@ def output_stems(paths: Sequence[str]) -> list[str]:
 
 
 def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str,
-                       file_evidence: dict | None = None) -> dict:
+                       file_evidence: dict | None = None, report: bool = False) -> dict:
     """Write ``<stem>_heatmap.png`` and ``<stem>_mask.png`` (photo size), ``<stem>_overlay.png``
     (working size) and ``<stem>.json``, each atomically. Returns the JSON payload, whose
-    ``file_evidence`` is read from ``source`` when it is a file (:mod:`wsloc_runtime.file_evidence`)."""
+    ``file_evidence`` is read from ``source`` when it is a file (:mod:`wsloc_runtime.file_evidence`).
+    ``report=True`` also writes ``<stem>_report.html`` (:mod:`wsloc_runtime.report`), before the JSON."""
     outputs = {
         "heatmap": out_dir / f"{stem}_heatmap.png",
         "mask": out_dir / f"{stem}_mask.png",
@@ -55,6 +57,16 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
         file_evidence = file_evidence_of(source)
     if file_evidence is not None:  # information only: read from the file, never by the verdict
         payload["file_evidence"] = file_evidence
+    if report:
+        from .report import render_report, sha256_hex, write_report_atomic
+
+        try:
+            digest = sha256_hex(Path(source).read_bytes())
+        except (OSError, TypeError):
+            digest = None
+        outputs["report"] = out_dir / f"{stem}_report.html"
+        write_report_atomic(outputs["report"], render_report(result, Path(str(source)).name, digest, file_evidence))
+        payload["outputs"]["report"] = str(outputs["report"])
     # The JSON goes last: its presence means every other output of this image is complete.
     write_json_atomic(out_dir / f"{stem}.json", payload)
     return payload
@@ -75,7 +87,7 @@ def row_from_payload(payload: dict, source: str, stem: str) -> dict:
     return row
 
 
-def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: str) -> dict:
+def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: str, report: bool = False) -> dict:
     """Localize one image and write its files (see ``write_result_files``); never raises for a bad image.
 
     Returns a results row: ``file``, ``stem``, ``probability``, ``is_manipulated``, ``verdict``,
@@ -89,7 +101,7 @@ def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: st
     try:
         result = localizer.localize(source)
         encode_start = time.perf_counter()
-        payload = write_result_files(result, Path(out_dir), stem, source)
+        payload = write_result_files(result, Path(out_dir), stem, source, report=report)
         row = row_from_payload(payload, source, stem)
         row["timings"] = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
     except WslocError as error:
@@ -108,34 +120,6 @@ def verdict_counts(rows: Sequence[dict]) -> str:
         if not row.get("error") and row.get("verdict"):
             counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
     return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
-
-
-def band_in_words(band: Sequence[float]) -> str:
-    """Which scores give which verdict, for people: ``these models call a photo "likely authentic"
-    below 0.18 and never "likely manipulated"``."""
-    low, high = confident_edges((float(band[0]), float(band[1])))
-    if low is not None and high is not None:
-        return f'these models call a photo "likely authentic" below {low:.2f} and "likely manipulated" from {high:.2f}'
-    if low is not None:
-        return f'these models call a photo "likely authentic" below {low:.2f} and never "likely manipulated"'
-    if high is not None:
-        return f'these models call a photo "likely manipulated" from {high:.2f} and never "likely authentic"'
-    return "these models never give a confident verdict"
-
-
-def verdict_sentence(verdict: str, probability: float, band: Sequence[float], mask_fraction: float | None) -> str:
-    """The verdict as sentences a reader without the method can use: what it is, the score it rests
-    on and how that score is read, and (unless the photo was judged authentic) how much of the
-    photo the mask marks."""
-    text = (f"{verdict[0].upper()}{verdict[1:]}. Score {probability:.2f} on a scale from 0 (no sign of editing) "
-            f"to 1 (strong signs); {band_in_words(band)}.")
-    if verdict != "likely authentic" and mask_fraction is not None:
-        if mask_fraction > 0:
-            where = "the likely edited area" if verdict == "likely manipulated" else "the area with the strongest signs"
-            text += f" The mask marks {where}: {100 * mask_fraction:.1f}% of the photo."
-        else:
-            text += " The mask marks no part of the photo."
-    return text
 
 
 def verdict_line(row: dict, band: Sequence[float], out_dir: Path) -> str:

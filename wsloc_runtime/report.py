@@ -1,0 +1,241 @@
+"""A report to attach to a fact-check: ONE self-contained HTML file per photo.
+
+The verdict in words, the heatmap, the mask, every evidence panel the result has (each with
+what it shows and how to read it), the file evidence, the photo's SHA-256, the tool and model
+versions and the date. Images are inlined (base64 PNG/JPEG), so the file reads offline, and a
+print style sheet lays it out on paper. Pure functions over a
+:class:`~wsloc_runtime.pipeline.LocalizationResult`; :func:`write_report_atomic` writes it as the
+other outputs are written (a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _datetime
+import hashlib
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .imageio import _atomic_write
+from .wording import verdict_sentence
+from .pipeline import MASK_THRESHOLD, LocalizationResult, describe_band
+from .sel import sel_display
+from .viz import heatmap, mask_image, outline_mask, overlay, region_map
+
+#: Longest side of the pictures inlined in the report (the working size is at most 1024).
+REPORT_MAX_SIDE = 900
+
+
+@dataclass
+class Panel:
+    """One picture of the report: a title, the picture, what it shows and how to read it."""
+
+    title: str
+    image: np.ndarray
+    shows: str
+    read: str
+    kind: str = "method"  # "result", "evidence" or "method"
+    photo_like: bool = False  # a photo (JPEG inlined) rather than a map or mask (PNG)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _shrink(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    factor = min(1.0, REPORT_MAX_SIDE / max(height, width))
+    if factor >= 1.0:
+        return image
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def data_uri(image: np.ndarray, photo_like: bool = False) -> str:
+    """An RGB or gray uint8 picture as a ``data:`` URI: JPEG for photos, PNG for maps and masks."""
+    picture = _shrink(np.asarray(image, np.uint8))
+    bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR) if picture.ndim == 3 else picture
+    kind, options = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 88]) if photo_like else (".png", [])
+    ok, encoded = cv2.imencode(kind, bgr, options)
+    if not ok:
+        raise ValueError("could not encode a report picture")
+    mime = "image/jpeg" if photo_like else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
+
+
+def _evidence_title(name: str) -> str:
+    try:
+        from .evidence import create_evidence
+
+        return str(create_evidence(name).title)
+    except Exception:  # an evidence without a registry entry here still gets a panel
+        return name
+
+
+def report_panels(result: LocalizationResult, sel_quality: int | None = None) -> list[Panel]:
+    """Every picture of the report, in reading order: the result, each evidence, then the method."""
+    image = result.image
+    panels = [
+        Panel("The photo", image, "The photo as analysed (reduced to the working size).",
+              "Compare the other pictures with it.", "result", photo_like=True),
+        Panel("Heatmap over the photo", overlay(image, result.enhanced),
+              "Where the analysis finds the strongest signs of editing: red and yellow strong, blue weak.",
+              "A heatmap says where the detector looked, not a proof. Read it with the verdict: on a photo "
+              "judged uncertain or authentic it still shows the strongest signs it found.", "result",
+              photo_like=True),
+        Panel("Mask", mask_image(result.mask),
+              f"White where editing is more likely than not (final map at or above {MASK_THRESHOLD}).",
+              "The mask is the heatmap cut at one level; a white area is a place to look at closely, "
+              "not a finding by itself.", "result"),
+        Panel("Mask outlined on the photo", outline_mask(image, result.mask),
+              "The mask's outline drawn on the photo.", "Check whether the outline follows an object "
+              "that could have been pasted or cloned.", "result", photo_like=True),
+    ]
+    for name, reading in (getattr(result, "evidence", {}) or {}).items():
+        reliability = float(getattr(reading, "reliability", 0.0))
+        strength = float(getattr(reading, "strength", 0.0))
+        reason = str(getattr(reading, "reason", ""))
+        panels.append(Panel(
+            f"Evidence: {_evidence_title(name)}", heatmap(np.asarray(reading.map, np.float32)),
+            f"Where this trace says the photo was edited (red strong, blue none). {reason}".strip(),
+            f"How far this trace can speak about this photo: {reliability:.0%}; strength of the sign of "
+            f"editing it found: {strength:.0%}. A trace that cannot speak about a photo says nothing either way.",
+            "evidence"))
+    quality = f" (quality {sel_quality})" if sel_quality else ""
+    panels.append(Panel("What re-saving as a JPEG changes", sel_display(result.error_levels),
+                        f"The signed error levels: the photo minus its re-saved JPEG copy{quality}; gray means "
+                        "no change.", "A pasted region compressed differently from the rest can stand out as "
+                        "brighter or darker texture; edges and fine detail always do a little.", "method"))
+    for name, cam in result.variant_maps.items():
+        probability = result.variant_probabilities.get(name)
+        score = f" (its score {probability:.2f})" if probability is not None else ""
+        panels.append(Panel(f"Where detector {name} looked{score}", heatmap(cam),
+                            "Grad-CAM of one of the three classifiers: the parts of the photo its score rests on.",
+                            "The three detectors look at blocks of different sizes; agreement between them "
+                            "counts more than any one.", "method"))
+    panels.append(Panel("Where the detectors agree", heatmap(result.activation),
+                        "The detectors' maps combined (geometric mean).",
+                        "High only where every detector looked.", "method"))
+    panels.append(Panel(f"The photo cut into {len(result.regions)} regions", region_map(image, result.regions),
+                        f"Candidate regions from the {result.segmenter} segmenter.",
+                        "The analysis picks the region that best matches where the detectors looked.", "method"))
+    if result.region_index >= 0:
+        panels.append(Panel("The region chosen", outline_mask(image, result.region_mask, colour=(40, 200, 255)),
+                            "The region that best matches where the detectors looked.",
+                            "The final heatmap is this map updated with that region: edges of the "
+                            "mask follow it.", "method", photo_like=True))
+    return panels
+
+
+CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1b1b1b; margin: 0 auto;
+       max-width: 1100px; padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 28px 0 8px; border-bottom: 1px solid #ccc; }
+.verdict { font-size: 18px; padding: 12px 16px; border-left: 6px solid #555; background: #f4f4f4; }
+.verdict strong { text-transform: uppercase; letter-spacing: .02em; }
+.panels { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 18px; }
+.panel { border: 1px solid #ddd; border-radius: 6px; padding: 10px; background: #fff; }
+.panel h3 { font-size: 15px; margin: 0 0 6px; } .panel img { width: 100%; height: auto; display: block; }
+.panel p { margin: 6px 0 0; font-size: 13px; } .panel .read { color: #444; }
+table.facts { border-collapse: collapse; } table.facts td, table.facts th { text-align: left; vertical-align: top;
+  padding: 3px 12px 3px 0; border-bottom: 1px solid #eee; font-size: 13px; }
+code { font-size: 12px; word-break: break-all; } .small { font-size: 12px; color: #555; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 11pt; }
+  .panels { grid-template-columns: repeat(2, 1fr); gap: 10pt; }
+  .panel, .verdict, table.facts tr { break-inside: avoid; page-break-inside: avoid; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def _panel_html(panel: Panel) -> str:
+    return (f'<figure class="panel {panel.kind}" data-panel="{html.escape(panel.title)}">'
+            f"<h3>{html.escape(panel.title)}</h3>"
+            f'<img alt="{html.escape(panel.title)}" src="{data_uri(panel.image, panel.photo_like)}">'
+            f'<p class="shows"><b>What it shows:</b> {html.escape(panel.shows)}</p>'
+            f'<p class="read"><b>How to read it:</b> {html.escape(panel.read)}</p></figure>')
+
+
+def render_report(
+    result: LocalizationResult,
+    source_name: str,
+    photo_sha256: str | None = None,
+    file_evidence: dict | None = None,
+    created: _datetime.datetime | None = None,
+    sel_quality: int | None = None,
+) -> str:
+    """The report as one HTML document (UTF-8 text, every picture inlined)."""
+    created = created or _datetime.datetime.now(_datetime.timezone.utc)
+    band = result.verdict_band
+    sentence = verdict_sentence(result.verdict, result.probability, band, float(result.mask.mean()))
+    panels = report_panels(result, sel_quality)
+    sections = []
+    for kind, heading, intro in (
+        ("result", "Result", ""),
+        ("evidence", "Evidence, one trace at a time", "Each forensic trace read on its own; the result "
+         "combines those that can speak about this photo."),
+        ("method", "How the result was reached", "The steps of the method, in order."),
+    ):
+        chosen = [panel for panel in panels if panel.kind == kind]
+        if chosen:
+            sections.append(f'<section class="{kind}"><h2>{heading}</h2>'
+                            + (f"<p>{html.escape(intro)}</p>" if intro else "")
+                            + '<div class="panels">' + "".join(map(_panel_html, chosen)) + "</div></section>")
+    facts = [
+        ("Photo", html.escape(source_name)),
+        ("SHA-256 of the file", f"<code>{html.escape(photo_sha256)}</code>" if photo_sha256 else "not available "
+                                "(the photo did not come as a file)"),
+        ("Size", f"{result.original_size[1]}×{result.original_size[0]} pixels"),
+        ("Score", f"P(manipulated) = {result.probability:.3f} ({html.escape(describe_band(band))})"),
+        ("Marked area", f"{100 * float(result.mask.mean()):.1f}% of the photo"),
+        ("Tool", f"wsloc {html.escape(__version__)}"),
+        ("Models", "<br>".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in result.models.items()) or "-"),
+        ("Segmenter", html.escape(result.segmenter)),
+        ("Combination of evidence", html.escape(str(getattr(result, "fusion", "paper")))),
+        ("Report made", created.strftime("%Y-%m-%d %H:%M:%S %Z").strip()),
+    ]
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
+    file_section = ""
+    if file_evidence:
+        items = "".join(f"<li>{html.escape(note)}</li>" for note in file_evidence.get("notes", []))
+        file_section = ('<section class="file-evidence"><h2>File evidence (information only)</h2>'
+                        f"<ul>{items}</ul></section>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wsloc report: {html.escape(source_name)}</title>
+<style>{CSS}</style></head>
+<body>
+<header><h1>Was this photo edited? wsloc report on {html.escape(source_name)}</h1>
+<p class="small">Made by wsloc {html.escape(__version__)} on {created.strftime('%Y-%m-%d')}. This file holds every
+picture it shows; it reads offline and prints.</p></header>
+<p class="verdict" id="verdict"><strong>{html.escape(result.verdict)}</strong>. {html.escape(sentence.split('. ', 1)[-1])}</p>
+{f'<ul class="notes">{notes}</ul>' if notes else ''}
+<table class="facts">{''.join(f'<tr><th>{k}</th><td>{v}</td></tr>' for k, v in facts)}</table>
+{''.join(sections)}
+{file_section}
+<section class="reading"><h2>How to read this report</h2>
+<p>The verdict comes from detectors trained to tell edited photos from originals; its words come with the
+models ("uncertain" where their score was not reliable enough to say more). The heatmap and the mask say where
+the signs of editing are strongest, not that the photo was edited there. The file evidence describes how the
+file was saved; the verdict never reads it. Attach the photo's SHA-256 above so anyone can check that this
+report is about the same file.</p></section>
+</body></html>
+"""
+
+
+def write_report_atomic(path: Path | str, document: str) -> Path:
+    """Write the report; the file appears whole or not at all."""
+    return _atomic_write(Path(path), lambda stream: stream.write(document.encode("utf-8")))
+
+
+def report_panel_titles(panels: Sequence[Panel]) -> list[str]:
+    return [panel.title for panel in panels]

@@ -1,0 +1,35 @@
+"""The verdict in sentences a reader without the method can use (the command line, the app, the report)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .pipeline import confident_edges
+
+
+def band_in_words(band: Sequence[float]) -> str:
+    """Which scores give which verdict, for people: ``these models call a photo "likely authentic"
+    below 0.18 and never "likely manipulated"``."""
+    low, high = confident_edges((float(band[0]), float(band[1])))
+    if low is not None and high is not None:
+        return f'these models call a photo "likely authentic" below {low:.2f} and "likely manipulated" from {high:.2f}'
+    if low is not None:
+        return f'these models call a photo "likely authentic" below {low:.2f} and never "likely manipulated"'
+    if high is not None:
+        return f'these models call a photo "likely manipulated" from {high:.2f} and never "likely authentic"'
+    return "these models never give a confident verdict"
+
+
+def verdict_sentence(verdict: str, probability: float, band: Sequence[float], mask_fraction: float | None) -> str:
+    """The verdict as sentences a reader without the method can use: what it is, the score it rests
+    on and how that score is read, and (unless the photo was judged authentic) how much of the
+    photo the mask marks."""
+    text = (f"{verdict[0].upper()}{verdict[1:]}. Score {probability:.2f} on a scale from 0 (no sign of editing) "
+            f"to 1 (strong signs); {band_in_words(band)}.")
+    if verdict != "likely authentic" and mask_fraction is not None:
+        if mask_fraction > 0:
+            where = "the likely edited area" if verdict == "likely manipulated" else "the area with the strongest signs"
+            text += f" The mask marks {where}: {100 * mask_fraction:.1f}% of the photo."
+        else:
+            text += " The mask marks no part of the photo."
+    return text
