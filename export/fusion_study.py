@@ -52,11 +52,13 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
         if target.exists():
             existing = dict(np.load(target, allow_pickle=False))
             missing = [n for n in evidence if f"ev_{n}" not in existing]
-            if not missing and (localizer is None or "activation" in existing):
+            if not missing and (localizer is None or "model_probability" in existing):
                 continue
         else:
             existing, missing = {}, list(evidence)
         rgb = load_image(pair.image)
+        if localizer is not None and "activation" in existing and "model_probability" not in existing:
+            existing["model_probability"] = np.float32(localizer.classify(rgb))
         truth = read_mask(pair.mask) if pair.mask else np.zeros(rgb.shape[:2], bool)
         if truth.shape != rgb.shape[:2]:
             continue
@@ -66,7 +68,7 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
             size = result.working_size
             record.update(activation=result.activation.astype(np.float16),
                           paper_enhanced=result.enhanced.astype(np.float16),
-                          probability=np.float32(result.probability),
+                          model_probability=np.float32(result.model_probability),
                           image=result.image,
                           regions=np.packbits(result.regions.masks, axis=None),
                           regions_shape=np.array(result.regions.masks.shape, np.int32))
@@ -115,7 +117,8 @@ def readings_of(record: dict, evidence: list[str]):
     readings = []
     for name in evidence:
         if name == "activation":
-            readings.append(EvidenceMap("activation", record["activation"], 1.0, "", float(record["probability"])))
+            readings.append(EvidenceMap("activation", record["activation"], 1.0, "",
+                                        float(record["model_probability"])))
         elif f"ev_{name}" in record:
             readings.append(EvidenceMap(name, record[f"ev_{name}"], float(record[f"rel_{name}"]), "",
                                         float(record[f"str_{name}"])))
@@ -162,7 +165,9 @@ def main(argv=None) -> int:
         if not args.no_models:
             from wsloc_runtime.pipeline import Localizer
 
-            localizer = Localizer(models_dir=args.models)
+            # The paper's pipeline: the activation, the models' probability and the regions are
+            # what the fusion reads; every evidence is cached on its own.
+            localizer = Localizer(models_dir=args.models, fusion="paper")
         evidence = args.evidence if args.evidence is not None else _model_free_evidence()
         for name in args.sets:
             cache_set(name, args.data, args.out, localizer, evidence, args.limit)

@@ -53,6 +53,10 @@ class FusionSettings:
         strength_gain: per evidence, how far a full-strength, fully reliable reading raises
             P(manipulated) in the verdict (missing = 0).
         model_gain: weight of the models' probability in the verdict's noisy-OR.
+        yield_to_specific: how far the learned activation steps back when a specific trace
+            found a clear sign of editing: its weight is multiplied by
+            ``1 - yield_to_specific * max_i(r_i * strength_i)`` over the other evidences (the
+            detectors' attention is coarse; a verified copy or a pasted JPEG region is not).
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
@@ -60,6 +64,7 @@ class FusionSettings:
     strength_gain: Mapping[str, float] = field(default_factory=lambda: {
         "jpeg": 0.8, "copy_move": 0.9, "noise": 0.5})
     model_gain: float = 1.0
+    yield_to_specific: float = 0.0
     #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.0, 1.0)
 
@@ -109,10 +114,13 @@ def fuse(readings: Sequence[EvidenceMap], model_probability: float | None,
     shape = readings[0].map.shape
     untouched = np.ones(shape, np.float64)
     weights: dict[str, float] = {}
+    specific = max([r.reliability * r.strength for r in readings if r.name != "activation"], default=0.0)
     for reading in readings:
         if reading.map.shape != shape:
             raise ValueError(f"evidence {reading.name!r} is {reading.map.shape}, expected {shape}")
         weight = float(np.clip(settings.map_gain.get(reading.name, 0.0) * reading.reliability, 0.0, 1.0))
+        if reading.name == "activation":
+            weight *= 1.0 - float(np.clip(settings.yield_to_specific * specific, 0.0, 1.0))
         weights[reading.name] = weight
         if weight > 0:
             untouched *= 1.0 - weight * reading.map

@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jpeg_traces import JpegTraces, block_map_to_size, jpeg_traces, single_compression_evidence
+from ..jpeg_traces import JpegTraces, block_map_to_size, jpeg_traces, pooled_double_quantization
 from .base import Evidence, EvidenceInputs, EvidenceMap, register_evidence
 
-#: Pooled single-compression evidence (nats per block, see ``single_compression_evidence``) at which
-#: the map reads 0.5: pasted regions reach 2-8, untouched doubly compressed areas stay below 1.
-SQ_HALF = 2.0
+#: The map is P(single | coefficients) = sigmoid(-ratio / LLR_TEMPERATURE) of the pooled
+#: double-vs-single log-likelihood ratio: 0.5 where both fit equally (the Bayes decision at even
+#: odds), the temperature damping the ratio's over-confidence (coefficients are not independent).
+LLR_TEMPERATURE = 1.0
 #: Frequencies with a detected double quantization at which the trace counts as fully readable.
 FULL_RELIABILITY_FREQUENCIES = 8
-#: Share of the photo whose map is above 0.5 at which the image-level strength saturates.
-STRENGTH_AREA = 0.02
+#: Area (share of the photo) of the largest "saved once" region at which the strength saturates.
+STRENGTH_AREA = 0.03
+#: The trace is fully readable when the host's median P(single) is this far below 0.5 (a photo
+#: saved once sits at 0.49-0.51 on casia1-dev's authentic photos; doubly saved hosts at 0.01-0.43).
+DOUBLE_HOST_MARGIN = 0.1
+#: Below this reliability the reason says the trace cannot be read.
+UNREADABLE = 0.25
 
 
 def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: tuple[int, int]) -> EvidenceMap:
@@ -36,9 +42,10 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
             details={"grid_score": round(traces.grid_score, 4)},
         )
     doubled = int(sum(1 for step in traces.first_steps if step))
-    evidence = single_compression_evidence(traces)
-    block_map = (1.0 - np.exp(-np.log(2.0) * evidence / SQ_HALF)).astype(np.float32)
-    values = block_map_to_size(block_map, traces.offset, image_size, size)
+    ratio = pooled_double_quantization(traces)
+    # Blocks without one informative frequency have a ratio of exactly 0: no evidence, not even odds.
+    block_map = np.where(ratio != 0, 1.0 / (1.0 + np.exp(np.clip(ratio / LLR_TEMPERATURE, -30, 30))), 0.0)
+    values = block_map_to_size(block_map.astype(np.float32), traces.offset, image_size, size)
     details = {"grid_score": round(traces.grid_score, 4), "double_frequencies": doubled,
                "grid_offset": list(traces.offset)}
     if doubled == 0:
@@ -48,16 +55,42 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
             "compression to compare its regions against",
             details=details,
         )
-    reliability = min(1.0, doubled / FULL_RELIABILITY_FREQUENCIES)
-    flagged = float((values >= 0.5).mean())
-    strength = min(1.0, flagged / STRENGTH_AREA) * float(np.quantile(values, 0.995))
-    if flagged > 0:
-        reason = (f"saved as JPEG at least twice; {flagged:.0%} of the photo looks saved only once, "
+    reliability, strength, reason, numbers = read_single_compression(values, doubled)
+    details.update(numbers)
+    return EvidenceMap("jpeg", values, reliability, reason, strength, details)
+
+
+def read_single_compression(values: np.ndarray, doubled: int) -> tuple[float, float, str, dict]:
+    """``(reliability, strength, reason, details)`` of a P(single compression) map.
+
+    The trace is readable where the photo's host is clearly doubly compressed (a photo saved once
+    looks "single" everywhere and has nothing to compare against); the sign of editing is a
+    compact minority of the photo that looks saved once, as a pasted region would.
+    """
+    import cv2
+
+    informative = values > 0
+    share_informative = float(informative.mean())
+    # The photo's typical block (its host): P(single) near 0.5 means double and single fit alike,
+    # as in a photo saved once; clearly below it, the host is doubly compressed.
+    host = float(np.median(values[informative])) if informative.any() else 0.5
+    reliability = (min(1.0, doubled / FULL_RELIABILITY_FREQUENCIES) * min(1.0, share_informative / 0.5)
+                   * float(np.clip((0.5 - host) / DOUBLE_HOST_MARGIN, 0.0, 1.0)))
+    flagged = (values >= 0.5).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(flagged, connectivity=8)
+    largest = float(stats[1:, cv2.CC_STAT_AREA].max()) / flagged.size if count > 1 else 0.0
+    # A pasted region is a minority of the photo: a "single" area over half of it is the host.
+    strength = min(1.0, largest / STRENGTH_AREA) * float(np.clip((0.5 - largest) / 0.25, 0.0, 1.0)) * reliability
+    numbers = {"host_single_probability": round(host, 4), "largest_single_area": round(largest, 4)}
+    if reliability < UNREADABLE:
+        reason = ("the photo looks JPEG-compressed once only (or resized between saves): there is no earlier "
+                  "compression to compare its regions against")
+    elif largest >= 0.005:
+        reason = (f"saved as JPEG at least twice; an area of {largest:.0%} of the photo looks saved only once, "
                   "as a region pasted from elsewhere would")
     else:
         reason = "saved as JPEG at least twice, evenly across the photo: no region looks pasted"
-    details["flagged_fraction"] = round(flagged, 4)
-    return EvidenceMap("jpeg", values, reliability, reason, strength, details)
+    return reliability, strength, reason, numbers
 
 
 def jpeg_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None) -> EvidenceMap:

@@ -1,0 +1,163 @@
+"""Evidence fusion: the pure functions on hand-made maps, the jpeg and activation evidences on
+real JPEG encodings, and both fusion modes end to end on the small contract models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import jpeg_cycle, make_splice
+from tests.test_jpeg_traces import photo, pil_jpeg, spliced_double_jpeg
+from wsloc_runtime import UnknownNameError
+from wsloc_runtime.evidence import EvidenceInputs, EvidenceMap, create_evidence, evidence_names
+from wsloc_runtime.fusion import FusionSettings, fuse
+from wsloc_runtime.metrics import roc_auc
+from wsloc_runtime.pipeline import Localizer
+
+
+def reading(name: str, values: np.ndarray, reliability: float, strength: float = 0.0) -> EvidenceMap:
+    return EvidenceMap(name, values, reliability, f"{name} test reading", strength)
+
+
+def square(shape=(40, 60), top=10, left=20, size=12) -> np.ndarray:
+    values = np.zeros(shape, np.float32)
+    values[top : top + size, left : left + size] = 0.9
+    return values
+
+
+SETTINGS = FusionSettings(map_gain={"a": 1.0, "b": 1.0, "shown": 0.0}, strength_gain={"a": 1.0, "b": 1.0},
+                          model_gain=1.0)
+
+
+def test_an_unreliable_evidence_does_not_move_the_prior():
+    speaking = reading("a", square(), 1.0)
+    silent = reading("b", square(left=40), 0.0)
+    fused = fuse([speaking, silent], None, SETTINGS)
+    np.testing.assert_allclose(fused.prior, speaking.map, atol=1e-6)
+    assert fused.weights == {"a": 1.0, "b": 0.0}
+
+
+def test_one_sided_evidences_add_up_by_noisy_or():
+    first, second = reading("a", square(), 1.0), reading("b", square(left=40), 0.5)
+    fused = fuse([first, second], None, SETTINGS)
+    assert fused.prior[15, 25] == pytest.approx(0.9) and fused.prior[15, 45] == pytest.approx(0.45)
+    assert fused.prior[35, 5] == 0.0  # neither trace saw anything there
+    both = fuse([first, reading("b", square(), 1.0)], None, SETTINGS).prior
+    assert both[15, 25] == pytest.approx(1 - 0.1 * 0.1)  # two traces agreeing say more than either
+    assert 0.0 <= fused.prior.min() and fused.prior.max() <= 1.0 and fused.prior.dtype == np.float32
+
+
+def test_shares_say_which_evidence_drove_the_mask():
+    first, second = reading("a", square(), 1.0), reading("b", square(left=40), 1.0)
+    shown = reading("shown", np.ones((40, 60), np.float32), 1.0)
+    fused = fuse([first, second, shown], None, SETTINGS)
+    where = np.zeros((40, 60), bool)
+    where[10:22, 20:32] = True
+    shares = fused.shares({r.name: r for r in (first, second, shown)}, where)
+    assert shares["a"] == pytest.approx(1.0) and shares["b"] == 0.0 and shares["shown"] == 0.0
+    assert sum(fused.shares({r.name: r for r in (first, second)}).values()) == pytest.approx(1.0)
+
+
+def test_probability_combines_the_models_and_the_strengths():
+    quiet = fuse([reading("a", square(), 1.0, 0.0)], 0.2, SETTINGS).probability
+    strong = fuse([reading("a", square(), 1.0, 0.9)], 0.2, SETTINGS).probability
+    unreliable = fuse([reading("a", square(), 0.0, 0.9)], 0.2, SETTINGS).probability
+    assert quiet == pytest.approx(0.2) and unreliable == pytest.approx(0.2)
+    assert strong == pytest.approx(1 - 0.8 * 0.1)
+
+
+def test_maps_of_different_sizes_are_refused():
+    with pytest.raises(ValueError, match="expected"):
+        fuse([reading("a", square(), 1.0), reading("b", np.zeros((10, 10), np.float32), 1.0)], None, SETTINGS)
+
+
+def test_unknown_evidence_lists_the_valid_names(contract_models):
+    with pytest.raises(UnknownNameError, match="copy_move"):
+        create_evidence("clone")
+    with pytest.raises(UnknownNameError, match="jpeg"):
+        Localizer(contract_models, evidence=["activation", "exif"])
+    assert {"activation", "jpeg", "copy_move", "noise", "ela"} <= set(evidence_names())
+
+
+def test_jpeg_evidence_is_silent_on_a_photo_never_jpeg_compressed():
+    never = photo()
+    result = create_evidence("jpeg").compute(EvidenceInputs(image=never, full=never))
+    assert result.reliability == 0.0 and result.strength == 0.0 and not result.map.any()
+    assert "no JPEG grid" in result.reason
+
+
+def pasted_into_a_doubly_saved_photo(first_quality: int = 80, last_quality: int = 90):
+    """A photo saved at ``first_quality``, a never-compressed patch pasted in, the whole saved again at
+    ``last_quality``: the host is doubly compressed, the patch once."""
+    from skimage import data
+
+    host, _ = pil_jpeg(photo(), first_quality)
+    donor = np.ascontiguousarray(data.chelsea()[:300, :400])
+    image, mask = host.copy(), np.zeros(host.shape[:2], bool)
+    image[101:251, 203:383] = donor[37:187, 51:231]
+    mask[101:251, 203:383] = True
+    return pil_jpeg(image, last_quality)[0], mask
+
+
+@pytest.mark.parametrize("first_quality, last_quality", [(80, 90), (70, 90), (75, 95)])
+def test_jpeg_evidence_marks_a_singly_compressed_paste_and_is_reliable(first_quality, last_quality):
+    import cv2
+
+    image, mask = pasted_into_a_doubly_saved_photo(first_quality, last_quality)
+    half = (image.shape[0] // 2, image.shape[1] // 2)
+    small = cv2.resize(image, half[::-1], interpolation=cv2.INTER_AREA)
+    result = create_evidence("jpeg").compute(EvidenceInputs(image=small, full=image))
+    assert result.map.shape == half and result.reliability > 0.8 and result.strength > 0.8
+    truth = cv2.resize(mask.astype(np.uint8), half[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert roc_auc(result.map, truth) > 0.95
+    assert (result.map[truth] >= 0.5).mean() > 0.8 and (result.map[~truth] >= 0.5).mean() < 0.1
+    assert "looks saved only once" in result.reason
+
+
+def test_jpeg_evidence_is_weak_where_the_first_save_was_finer():
+    # Quality 90 then 75: the coarser last save hides most of the first; the host reads barely
+    # double, so the evidence must not claim much.
+    image, _ = spliced_double_jpeg()
+    result = create_evidence("jpeg").compute(EvidenceInputs(image=image, full=image))
+    assert result.reliability < 0.5 and result.strength < 0.2
+
+
+def test_jpeg_evidence_after_one_compression_has_nothing_to_compare():
+    once = jpeg_cycle(photo(), 85)
+    result = create_evidence("jpeg").compute(EvidenceInputs(image=once, full=once))
+    # Saved once, the blocks fit double and single quantization alike (P(single) near 0.5): the
+    # trace cannot be read, whatever the map shows.
+    assert result.reliability < 0.2 and result.strength < 0.2
+    assert "once only" in result.reason
+
+
+def test_paper_mode_is_the_papers_pipeline(contract_models, splice):
+    fused = Localizer(contract_models, providers=["CPUExecutionProvider"])
+    paper = fused.with_fusion("paper")
+    forged = splice[0]
+    by_paper, by_evidence = paper.localize(forged), fused.localize(forged)
+    assert by_paper.fusion == "paper" and not by_paper.evidence
+    np.testing.assert_array_equal(by_paper.prior, by_paper.activation)
+    assert by_paper.probability == by_paper.model_probability
+    # The same networks ran in both modes: the activation and the models' probability agree.
+    np.testing.assert_allclose(by_evidence.activation, by_paper.activation, atol=1e-6)
+    assert by_evidence.model_probability == pytest.approx(by_paper.probability)
+    assert list(by_evidence.evidence) == ["activation", "jpeg", "copy_move", "noise", "ela"]
+
+
+def test_evidence_mode_reports_each_evidence_in_the_json(contract_models, splice):
+    result = Localizer(contract_models, providers=["CPUExecutionProvider"]).localize(splice[0])
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["fusion"] == "evidence"
+    for name, entry in summary["evidence"].items():
+        assert 0.0 <= entry["reliability"] <= 1.0 and 0.0 <= entry["share"] <= 1.0 and entry["reason"]
+    assert sum(e["share"] for e in summary["evidence"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert result.verdict_band == Localizer(contract_models).fusion_settings.verdict_band
+    assert result.prior.shape == result.working_size and result.prior.dtype == np.float32
+
+
+def test_unknown_fusion_lists_the_modes(contract_models):
+    with pytest.raises(UnknownNameError, match="evidence, paper"):
+        Localizer(contract_models, fusion="bayes")
