@@ -120,3 +120,11 @@ def test_rejects_bad_input():
         copy_move_evidence(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError):
         create_evidence("copy_move", mark="neither")
+
+
+def test_tiny_photo_cannot_be_judged():
+    noise = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    reading = copy_move_evidence(noise)
+    assert reading.reliability == 0.0 and reading.strength == 0.0
+    assert "too small" in reading.reason
+    assert reading.map.shape == (20, 30)

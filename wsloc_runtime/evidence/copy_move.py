@@ -35,6 +35,8 @@ ANALYSIS_MAX_SIDE = 1024
 KEYPOINT_MAX_SIDE = 640
 #: At most this many keypoints (the strongest); matching is quadratic in the count.
 MAX_KEYPOINTS = 2000
+#: A photo (analysis copy) with a shorter side than this holds no copy worth verifying.
+MIN_SIDE = 48
 #: Fewer keypoints than this and the photo is too flat to say anything about copies.
 MIN_KEYPOINTS = 40
 #: Keypoints this many or more make the photo fully judgeable.
@@ -483,6 +485,11 @@ def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mar
     empty = np.zeros(size, np.float32)
     points, descriptors = _detect(gray)
     keypoint_count = len(points)
+    if min(height, width) < MIN_SIDE:
+        return EvidenceMap(
+            name="copy_move", map=empty, reliability=0.0, strength=0.0,
+            reason=f"the photo is too small ({width}x{height} pixels) to look for copied areas",
+            details={"keypoints": keypoint_count})
     if keypoint_count < MIN_KEYPOINTS:
         return EvidenceMap(
             name="copy_move", map=empty, reliability=0.0, strength=0.0,
