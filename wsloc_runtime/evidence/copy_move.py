@@ -1,23 +1,30 @@
 """``copy_move``: areas of the photo that are copies of another area of the same photo.
 
-Classical keypoint copy-move detection (Amerini et al. 2011, Christlein et al. 2012, Pan &
-Lyu 2010), without any model:
+Classical copy-move detection, without any model, by two searches whose candidates are
+verified the same way:
 
-1. SIFT keypoints of the grayscale photo, matched against the photo itself: each keypoint's
-   nearest descriptors (the trivial self match and spatially close ones skipped) are kept
-   while the generalized 2NN ratio test (g2NN) holds, so a keypoint copied several times
-   keeps several matches.
-2. The match pairs are explained by similarity transforms (rotation, scale, translation),
-   found one after the other with RANSAC; a pair counts in either direction, since nothing
-   in a match says which end is the original.
-3. Each verified transform becomes dense regions: the photo is warped by the transform and
-   compared with itself by a local zero-mean normalized correlation; where it is near 1 the
-   pixel is a copy. Thresholded, cleaned, kept only where the inlier keypoints are, and
-   mapped back through the transform to mark the other end (the source) too.
+1. Exact copies (Fridrich et al. 2003): every 8x8 block of the gray photo is hashed; a
+   translation under which many textured blocks reappear pixel for pixel is a candidate.
+   This finds copies of fine texture or smooth road/sky that keypoints miss, as long as the
+   copy was not resampled or recompressed.
+2. Keypoints (Amerini et al. 2011, Christlein et al. 2012, Pan & Lyu 2010): SIFT keypoints
+   matched against the photo itself. Each keypoint's nearest descriptors (the trivial self
+   match and spatially close ones skipped) are kept while the generalized 2NN ratio test
+   (g2NN) holds, so a keypoint copied several times keeps several matches. The pairs are
+   explained by similarity transforms (rotation, scale, translation) found one after the
+   other with RANSAC; a pair counts in either direction, since nothing in a match says which
+   end is the original. This finds rotated, scaled and recompressed copies.
+3. Each candidate transform becomes dense regions: the photo is warped by the transform and
+   compared with itself by a local zero-mean normalized correlation and a mean gray-level
+   difference (pixel equality for exact copies); where both say "same", the pixel is a copy.
+   Thresholded, cleaned, kept only where the candidate's points are, grown a little into the
+   copy's flat parts, and mapped back through the transform to mark the original too.
 
-Repeated textures (windows, tiles) match too, but not pixel for pixel: the dense correlation
-of a real copy is near 1, that of two similar windows is not, which is what the thresholds
-below rely on.
+Repeated textures (windows, tiles) match too, but not pixel for pixel: the dense check of a
+real copy holds over an area, that of two similar windows does not, which is what the
+thresholds below rely on. They were chosen so that no authentic photo of NoSo (13), CASIA v1
+dev (92), Kodak (24) or the first 100 BSDS500 test photos is flagged, except one Kodak
+facade (kodim08: a 0.6% patch of timber framing, 8 matching points, strength 0.22).
 """
 
 from __future__ import annotations
@@ -213,7 +220,7 @@ def _exact_duplicate_translations(gray: np.ndarray, min_shift: float) -> list[di
     Keypoints miss copies of fine texture (grass, gravel): the strongest points of the copy
     are not those of the original once the surroundings change. A copy pasted without
     resampling is, block for block, identical to its original, which a hash of every
-    ``BLOCK`` x ``BLOCK`` block finds in one sort (Fridrich et al. 2003, exact match).
+    ``HASH_BLOCK`` x ``HASH_BLOCK`` block finds in one sort (Fridrich et al. 2003, exact match).
     """
     import cv2
 
@@ -407,7 +414,7 @@ def _block_grid_alignment(gray: np.ndarray, region: np.ndarray) -> float:
         return 0.5
     whole = np.ones_like(mask)
 
-    def phase_energy(selection: np.ndarray) -> np.ndarray:
+    def phase_energy(selection: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         columns = np.array([horizontal[:, phase::8][selection[:, phase::8]].mean()
                             if selection[:, phase::8].any() else 0.0 for phase in range(8)])
         rows = np.array([vertical[phase::8, :][selection[phase::8, :]].mean()
@@ -420,7 +427,6 @@ def _block_grid_alignment(gray: np.ndarray, region: np.ndarray) -> float:
     contrast_columns = columns[column_phase] - np.median(columns)
     contrast_rows = rows[row_phase] - np.median(rows)
     spread = (np.std(columns) + np.std(rows)) / 2 + 1e-6
-    del cv2
     return float(1.0 / (1.0 + math.exp(-(contrast_columns + contrast_rows) / spread)))
 
 
