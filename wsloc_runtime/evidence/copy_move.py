@@ -339,10 +339,14 @@ def _dense_regions(smooth: np.ndarray, transform: dict, min_shift: float,
                             flags=cv2.INTER_NEAREST | flags) > 0
     correlation, valid = _local_correlation(crop, warped)
     # Near the transform's fixed point a pixel trivially matches itself.
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    preimage_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
-    preimage_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-    moved = np.hypot(preimage_x - xs, preimage_y - ys) >= min_shift
+    if np.allclose(affine[:, :2], np.eye(2)):
+        # A translation moves every pixel by the same distance.
+        moved = np.full((height, width), math.hypot(affine[0, 2], affine[1, 2]) >= min_shift)
+    else:
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        preimage_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+        preimage_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+        moved = np.hypot(preimage_x - xs, preimage_y - ys) >= min_shift
     # Correlation ignores brightness offsets, so a smooth ramp matches any shifted copy of
     # itself; a real copy also has the same gray levels.
     difference = _box(np.abs(crop - warped))
@@ -389,8 +393,9 @@ def _dense_regions(smooth: np.ndarray, transform: dict, min_shift: float,
     grown = (same_levels | (target > 0)).astype(np.uint8)
     grown = cv2.morphologyEx(grown, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     count, labels = cv2.connectedComponents(grown, connectivity=8)
-    keep = np.unique(labels[target > 0])
-    window = _fill_holes(np.isin(labels, keep[keep > 0]).astype(np.uint8) | target)
+    keep = np.bincount(labels[target > 0], minlength=count) > 0
+    keep[0] = False
+    window = _fill_holes(keep[labels].astype(np.uint8) | target)
     target = np.zeros((full_height, full_width), np.uint8)
     target[y0:y1, x0:x1] = window
     # source(s) = target(A s)
