@@ -38,6 +38,7 @@ def _model_free_evidence() -> list[str]:
 def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], limit: int = 0) -> None:
     from tqdm import tqdm
 
+    from wsloc_runtime.errors import WslocError
     from wsloc_runtime.evaluate import read_mask, read_pairs
     from wsloc_runtime.evidence import EvidenceInputs, create_evidence
     from wsloc_runtime.imageio import load_image
@@ -56,7 +57,11 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
                 continue
         else:
             existing, missing = {}, list(evidence)
-        rgb = load_image(pair.image)
+        try:
+            rgb = load_image(pair.image)
+        except WslocError as error:  # the sets hold a few non-images (noso's readme.txt)
+            print(f"skipped {error}", file=sys.stderr)
+            continue
         if localizer is not None and "activation" in existing and "model_probability" not in existing:
             existing["model_probability"] = np.float32(localizer.classify(rgb))
         truth = read_mask(pair.mask) if pair.mask else np.zeros(rgb.shape[:2], bool)
