@@ -42,6 +42,9 @@ import numpy as np  # noqa: E402
 from wsloc_runtime import viz  # noqa: E402
 from wsloc_runtime.imageio import image_files  # noqa: E402
 from wsloc_runtime.errors import WslocError  # noqa: E402
+from wsloc_runtime.evidence import create_evidence  # noqa: E402
+from wsloc_runtime.fusion import DEFAULT_FUSION  # noqa: E402
+from wsloc_runtime.wording import drivers_sentence, evidence_caption  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
@@ -251,8 +254,13 @@ def _safe_stem(path: str | Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)[:60] or "image"
 
 
+#: The app's fusion menu: label -> ``Localizer(fusion=...)``.
+FUSION_CHOICES = {"All the evidence (recommended)": "evidence", "The paper's method only (detectors' attention)": "paper"}
+
+
 def analyse(
-    localizers: Localizers, references: ReferenceMasks, path: str | None, segmenter: str | None, progress=None
+    localizers: Localizers, references: ReferenceMasks, path: str | None, segmenter: str | None, progress=None,
+    fusion: str = DEFAULT_FUSION,
 ) -> Analysis:
     """Localize one uploaded file and write its downloads. Raises WslocError for anything a user can fix."""
     if not path:
@@ -260,6 +268,7 @@ def analyse(
     if localizers.models_error:
         raise WslocError(localizers.models_error)
     localizer = localizers.get(segmenter or localizers.default_segmenter or DEFAULT_SEGMENTER)
+    localizer = localizer.with_fusion(FUSION_CHOICES.get(fusion, fusion))  # sessions shared, nothing reloaded
     report = (lambda fraction, stage: progress(fraction, desc=stage)) if progress else None
     try:
         result = localizer.localize(path, progress=report)
@@ -327,16 +336,50 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
         items.append((viz.heatmap(cam), f"2 · Where detector {name} looked (its score "
                                         f"{result.variant_probabilities[name]:.2f})"))
     items.append((viz.heatmap(result.activation), "3 · Where the detectors agree"))
+    if result.evidence:
+        items.append((viz.heatmap(result.prior), "3b · The detectors' map combined with every other trace"))
     items.append((viz.region_map(image, result.regions),
                   f"4 · The photo cut into {len(result.regions)} regions"))
     if result.region_index >= 0:
         chosen = viz.outline_mask(image, result.region_mask, colour=(40, 200, 255))
-        items.append((chosen, "5 · The region that best matches where the detectors looked"))
+        matched = "the combined evidence" if result.evidence else "where the detectors looked"
+        items.append((chosen, f"5 · The region that best matches {matched}"))
     else:
         items.append((image, "5 · No region found, so the map is left as it is"))
     items.append((viz.overlay(image, result.enhanced, opacity), "6 · Final heatmap over the photo"))
     items.append((viz.mask_image(result.mask), "7 · Final mask: white where editing is more likely than not"))
     return items
+
+
+def evidence_titles(result: LocalizationResult) -> dict[str, str]:
+    return {name: create_evidence(name).title for name in result.evidence}
+
+
+def traces_gallery(analysis: Analysis, opacity: float) -> list[tuple[np.ndarray, str]]:
+    """One panel per evidence (its map over the photo, whether it can speak here, what it says, its
+    share in the result), then the combined evidence: empty for the paper's method."""
+    result = analysis.result
+    if not result.evidence:
+        return []
+    titles = evidence_titles(result)
+    items = [
+        (viz.overlay(result.image, reading.map, opacity),
+         evidence_caption(titles[name], reading.reliability, result.evidence_shares.get(name, 0.0), reading.reason))
+        for name, reading in result.evidence.items()
+    ]
+    if result.prior is not None:
+        items.append((viz.overlay(result.image, result.prior, opacity),
+                      "All the traces combined, each weighted by how readable it is on this photo: "
+                      "the map the region step and the final map start from."))
+    return items
+
+
+def drivers_markdown(analysis: Analysis) -> str:
+    result = analysis.result
+    if not result.evidence:
+        return ("The paper's method: the map rests on the detectors' attention alone. "
+                "Choose \"All the evidence\" to read every trace.")
+    return drivers_sentence(evidence_titles(result), result.evidence_shares)
 
 
 def file_evidence_markdown(analysis: Analysis) -> str:
@@ -404,10 +447,10 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
     examples = find_examples() if examples is None else examples
     references = ReferenceMasks(examples)
 
-    def run(path, segmenter, progress=gr.Progress()):
+    def run(path, segmenter, progress=gr.Progress(), fusion=DEFAULT_FUSION):
         """Shared by the page and the API: user errors become gr.Error, anything else is logged."""
         try:
-            return analyse(localizers, references, path, segmenter, progress)
+            return analyse(localizers, references, path, segmenter, progress, fusion)
         except WslocError as error:
             raise gr.Error(html.escape(str(error)), print_exception=False) from None  # the modal renders HTML
         except Exception:
@@ -416,14 +459,14 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             raise gr.Error(f"Something went wrong while analysing this image (reference {ref}); "
                            "it has been logged. Try another image.", print_exception=False) from None
 
-    def run_page(path, segmenter, opacity, progress=gr.Progress()):
+    def run_page(path, segmenter, opacity, fusion, progress=gr.Progress()):
         try:
-            analysis = run(path, segmenter, progress)
+            analysis = run(path, segmenter, progress, fusion)
         except gr.Error as error:
             # Keep the message on the page too (a toast disappears), and clear stale results.
             gr.Warning(error.message)
             return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None,
-                    gr.update(value=None, visible=False), "", "", None)
+                    gr.update(value=None, visible=False), "", "", None, [], "")
         result = analysis.result
         quality = localizers.get(result.segmenter).sel_quality
         return (
@@ -436,11 +479,14 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             details_markdown(analysis),
             file_evidence_markdown(analysis),
             (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
+            traces_gallery(analysis, opacity),
+            drivers_markdown(analysis),
         )
 
-    def run_api(image, segmenter, progress=gr.Progress()):
-        """Localize an image: returns (summary JSON, heatmap PNG, mask PNG), both PNGs at the photo's size."""
-        analysis = run(image, segmenter, progress)
+    def run_api(image, segmenter, fusion=DEFAULT_FUSION, progress=gr.Progress()):
+        """Localize an image: returns (summary JSON, heatmap PNG, mask PNG), both PNGs at the photo's size.
+        ``fusion``: "evidence" (every trace, default) or "paper" (the paper's method)."""
+        analysis = run(image, segmenter, progress, fusion)
         return analysis.summary, str(analysis.heatmap_png), str(analysis.mask_png)
 
     def repaint(state, opacity):
@@ -484,6 +530,11 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                     gr.Markdown(segmenter_notes(localizers))
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, elem_id="opacity",
                                     label="Heatmap opacity (0 = photo only, 1 = heatmap only)")
+                fusion = gr.Radio(list(FUSION_CHOICES), value=next(iter(FUSION_CHOICES)), elem_id="fusion",
+                                  label="What the map rests on",
+                                  info="All the evidence: the detectors plus JPEG history, copy-move and noise "
+                                       "traces, each weighted by how readable it is on the photo. The paper's "
+                                       "method: the detectors' attention alone.")
                 button = gr.Button("Analyse", variant="primary", elem_id="analyse")
             with gr.Column(scale=5):
                 verdict = gr.Markdown("Results appear here.", elem_id="verdict")
@@ -492,7 +543,10 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                                        interactive=False, format="png", height=360)
                     mask = gr.Image(label="Final mask, outlined on the photo", elem_id="mask",
                                     interactive=False, format="png", height=360)
-        evidence = gr.Gallery(label="The evidence, step by step", columns=5, height="auto",
+        drivers = gr.Markdown(elem_id="drivers")
+        traces = gr.Gallery(label="The traces, one by one: what each says and whether it can speak about this photo",
+                            columns=3, height="auto", object_fit="contain", elem_id="traces", interactive=False)
+        evidence = gr.Gallery(label="The method, step by step", columns=5, height="auto",
                               object_fit="contain", elem_id="evidence", interactive=False)
         downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, result JSON",
                             file_count="multiple", interactive=False, elem_id="downloads")
@@ -505,14 +559,15 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             file_evidence = gr.Markdown(elem_id="file-evidence")
         state = gr.State(None)
 
-        page_outputs = [verdict, overlay, mask, evidence, downloads, report_button, details, file_evidence, state]
+        page_outputs = [verdict, overlay, mask, evidence, downloads, report_button, details, file_evidence, state,
+                        traces, drivers]
         button.click(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
-        button.click(run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
+        button.click(run_page, [upload, segmenter, opacity, fusion], page_outputs, api_visibility="private",
                      concurrency_id="localize")
         if examples:
             gallery_examples.select(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
             gallery_examples.select(pick_example, None, upload, api_visibility="private", queue=False).then(
-                run_page, [upload, segmenter, opacity], page_outputs, api_visibility="private",
+                run_page, [upload, segmenter, opacity, fusion], page_outputs, api_visibility="private",
                 concurrency_id="localize")
         opacity.change(repaint, [state, opacity], overlay, api_visibility="private", queue=False,
                        show_progress="hidden")
@@ -522,7 +577,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         api_heatmap = gr.File(visible=False, label="heatmap_png")
         api_mask = gr.File(visible=False, label="mask_png")
         api_trigger = gr.Button(visible=False)
-        api_trigger.click(run_api, [upload, segmenter], [api_summary, api_heatmap, api_mask],
+        api_fusion = gr.Radio(["evidence", "paper"], value=DEFAULT_FUSION, visible=False, label="fusion")
+        api_trigger.click(run_api, [upload, segmenter, api_fusion], [api_summary, api_heatmap, api_mask],
                           api_name="localize", concurrency_id="localize")
     # Each analysis holds a decoded photo and the models' activations: bound how many run at once.
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)

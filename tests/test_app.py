@@ -111,10 +111,41 @@ def test_api_lists_the_localize_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert "/localize" in endpoints
     parameters = {p["parameter_name"]: p for p in endpoints["/localize"]["parameters"]}
-    assert set(parameters) == {"image", "segmenter"}
+    assert set(parameters) == {"image", "segmenter", "fusion"}
     assert parameters["segmenter"]["parameter_default"] == "graph"
+    assert parameters["fusion"]["parameter_default"] == "evidence"  # the paper's method is one word away
     # Outputs named for what they are, not value_23, value_24, value_25.
     assert [r["label"] for r in endpoints["/localize"]["returns"]] == ["summary", "heatmap_png", "mask_png"]
+
+
+def test_the_api_runs_the_papers_method_on_request(client):
+    from gradio_client import handle_file
+
+    summary, _, _ = client.predict(image=handle_file(str(EXAMPLES / "spliced_boat.jpg")), segmenter="graph",
+                                   fusion="paper", api_name="/localize")
+    assert summary["fusion"] == "paper" and summary["evidence"] == {}
+    assert summary["probability"] == summary["model_probability"]
+    fused, _, _ = _localize(client, EXAMPLES / "spliced_boat.jpg")
+    assert fused["fusion"] == "evidence"
+    assert set(fused["evidence"]) == {"activation", "jpeg", "copy_move", "noise", "ela"}
+    assert fused["model_probability"] == pytest.approx(summary["model_probability"], abs=1e-6)
+
+
+def test_traces_gallery_has_one_panel_per_evidence_in_words():
+    import app
+
+    localizers = app.Localizers()
+    analysis = app.analyse(localizers, app.ReferenceMasks([]), str(EXAMPLES / "copymove_coins.png"), "graph")
+    panels = app.traces_gallery(analysis, 0.5)
+    assert len(panels) == len(analysis.result.evidence) + 1  # and the combination
+    captions = [caption for _, caption in panels]
+    assert captions[0].startswith("Detectors' attention: readable on this photo.")
+    assert any(c.startswith("Copy-move:") for c in captions)
+    assert all("_" not in caption and "≥" not in caption for caption in captions)  # words, not symbols
+    assert app.drivers_markdown(analysis).startswith("The map rests mostly on")
+    paper = app.analyse(localizers, app.ReferenceMasks([]), str(EXAMPLES / "copymove_coins.png"), "graph",
+                        fusion="paper")
+    assert app.traces_gallery(paper, 0.5) == [] and "paper's method" in app.drivers_markdown(paper)
 
 
 def test_localize_example_returns_verdict_heatmap_mask_and_reference_scores(client):

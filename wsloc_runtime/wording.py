@@ -33,3 +33,34 @@ def verdict_sentence(verdict: str, probability: float, band: Sequence[float], ma
         else:
             text += " The mask marks no part of the photo."
     return text
+
+
+def reliability_in_words(reliability: float) -> str:
+    """How far a trace can speak about a photo, in words."""
+    if reliability >= 0.7:
+        return "readable on this photo"
+    if reliability >= 0.3:
+        return "partly readable on this photo"
+    if reliability > 0.0:
+        return "barely readable on this photo"
+    return "not readable on this photo"
+
+
+def evidence_caption(title: str, reliability: float, share: float, reason: str) -> str:
+    """One evidence panel's caption: the trace, whether it can speak here, what it says, its share."""
+    text = f"{title}: {reliability_in_words(reliability)}. {reason[0].upper()}{reason[1:]}."
+    if share >= 0.005:
+        text += f" It carries {share:.0%} of the final map."
+    return text
+
+
+def drivers_sentence(titles: dict[str, str], shares: dict[str, float]) -> str:
+    """Which evidence drove the result: ``Mostly copy-move (81%), then JPEG history (12%).``"""
+    ranked = [(name, share) for name, share in sorted(shares.items(), key=lambda item: -item[1]) if share >= 0.05]
+    if not ranked:
+        return "No trace found a sign of editing strong enough to shape the map."
+    first, *rest = ranked
+    text = f"The map rests mostly on {titles.get(first[0], first[0]).lower()} ({first[1]:.0%})"
+    if rest:
+        text += ", then " + ", ".join(f"{titles.get(n, n).lower()} ({s:.0%})" for n, s in rest)
+    return text + "."
