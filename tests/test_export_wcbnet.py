@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent(
     out = Path(sys.argv[1])
     tiny = dict(backbone="tinyresnet", input_size=(64, 64), feature_dim=8, tiny_widths=(4, 8, 8, 16, 16))
     report = {"block_shapes": {}, "rejected": {}}
-    for backbone in ("tinyresnet", "mobilenetv3small", "mobilenetv3large", "resnet50"):
+    for backbone in ("tinyresnet", "mobilenetv3small", "mobilenetv3large", "resnet50", "efficientnetlite0"):
         model = build_backbone(backbone, (64, 96), tiny_widths=(4, 8, 8, 16, 16))
         report["block_shapes"][backbone] = [list(b.shape[1:3]) for b in model.outputs]
 
