@@ -112,7 +112,8 @@ def test_jpeg_evidence_marks_a_singly_compressed_paste_and_is_reliable(first_qua
     assert result.map.shape == half and result.reliability > 0.8 and result.strength > 0.8
     truth = cv2.resize(mask.astype(np.uint8), half[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
     assert roc_auc(result.map, truth) > 0.95
-    assert (result.map[truth] >= 0.5).mean() > 0.8 and (result.map[~truth] >= 0.5).mean() < 0.1
+    # The map ranks blocks within the photo (min-max): the paste stands well above its host.
+    assert result.map[truth].mean() > result.map[~truth].mean() + 0.25
     assert "looks saved only once" in result.reason
 
 

@@ -44,8 +44,13 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
     doubled = int(sum(1 for step in traces.first_steps if step))
     ratio = pooled_double_quantization(traces)
     # Blocks without one informative frequency have a ratio of exactly 0: no evidence, not even odds.
-    block_map = np.where(ratio != 0, 1.0 / (1.0 + np.exp(np.clip(ratio / LLR_TEMPERATURE, -30, 30))), 0.0)
-    values = block_map_to_size(block_map.astype(np.float32), traces.offset, image_size, size)
+    single = np.where(ratio != 0, 1.0 / (1.0 + np.exp(np.clip(ratio / LLR_TEMPERATURE, -30, 30))), 0.0)
+    probability = block_map_to_size(single.astype(np.float32), traces.offset, image_size, size)
+    # The map shown and fused ranks blocks within the photo (min-max of the ratio): a pasted region
+    # is singly compressed *relative to its host*, and after a finer last save (casia1-dev-swap) its
+    # absolute ratio rarely crosses even odds. Whether the trace can speak at all, and how strongly
+    # it says "pasted", is read from the absolute probability.
+    values = block_map_to_size(_min_max(-ratio), traces.offset, image_size, size)
     details = {"grid_score": round(traces.grid_score, 4), "double_frequencies": doubled,
                "grid_offset": list(traces.offset)}
     if doubled == 0:
@@ -55,9 +60,14 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
             "compression to compare its regions against",
             details=details,
         )
-    reliability, strength, reason, numbers = read_single_compression(values, doubled)
+    reliability, strength, reason, numbers = read_single_compression(probability, doubled)
     details.update(numbers)
     return EvidenceMap("jpeg", values, reliability, reason, strength, details)
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    return ((values - low) / (high - low) if high > low else np.zeros_like(values)).astype(np.float32)
 
 
 def read_single_compression(values: np.ndarray, doubled: int) -> tuple[float, float, str, dict]:
