@@ -60,13 +60,13 @@ class FusionSettings:
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
-        "activation": 0.6, "jpeg": 1.0, "copy_move": 1.0, "noise": 0.6, "ela": 0.0})
+        "activation": 0.6, "jpeg": 1.0, "copy_move": 1.0, "noise": 0.5, "ela": 0.0})
     strength_gain: Mapping[str, float] = field(default_factory=lambda: {
-        "jpeg": 0.8, "copy_move": 0.9, "noise": 0.5})
+        "jpeg": 0.5, "copy_move": 0.95, "noise": 0.0})
     model_gain: float = 1.0
-    yield_to_specific: float = 0.0
+    yield_to_specific: float = 0.8
     #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
-    verdict_band: tuple[float, float] = (0.0, 1.0)
+    verdict_band: tuple[float, float] = (0.2719, 0.8287)
 
 
 DEFAULT_SETTINGS = FusionSettings()
