@@ -77,7 +77,8 @@ def test_upload_shows_verdict_heatmap_mask_and_evidence(page, tmp_path):
     upload = tmp_path / "holiday_photo.jpg"
     shutil.copy(EXAMPLES / "spliced_boat.jpg", upload)
     page.locator("#upload input[type=file]").set_input_files(str(upload))
-    page.get_by_text("holiday_photo.jpg").first.wait_for(timeout=UI_TIMEOUT_MS)  # the upload finished
+    # The upload finished. Gradio shows a file's stem and suffix in elements of their own.
+    page.locator("#upload").get_by_text("holiday_photo").first.wait_for(timeout=UI_TIMEOUT_MS)
     page.locator("#analyse").click()
     page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
 
@@ -147,7 +148,7 @@ def test_unreadable_file_shows_a_clear_message_in_the_page(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not a photo\n" * 50)
     page.locator("#upload input[type=file]").set_input_files(str(bad))
-    page.get_by_text("notes.png").first.wait_for(timeout=UI_TIMEOUT_MS)
+    page.locator("#upload").get_by_text("notes").first.wait_for(timeout=UI_TIMEOUT_MS)
     page.locator("#analyse").click()
     page.get_by_text("Could not analyse this file").wait_for(timeout=RESULT_TIMEOUT_MS)
     verdict = page.locator("#verdict").inner_text()
@@ -164,7 +165,7 @@ def test_a_second_failed_upload_shows_its_own_warning_not_the_earlier_one(page, 
         if clear.count():  # the first file is still in the upload box: take it out
             clear.first.click()
         page.locator("#upload input[type=file]").set_input_files(str(bad))
-        page.get_by_text(name).first.wait_for(timeout=UI_TIMEOUT_MS)
+        page.locator("#upload").get_by_text(name.rsplit(".", 1)[0]).first.wait_for(timeout=UI_TIMEOUT_MS)
         page.locator("#analyse").click()
         page.locator("#verdict").get_by_text(f"{name}: not a readable image").wait_for(timeout=RESULT_TIMEOUT_MS)
         page.get_by_test_id("toast-body").get_by_text(name).first.wait_for(timeout=UI_TIMEOUT_MS)

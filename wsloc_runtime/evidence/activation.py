@@ -23,6 +23,6 @@ class ActivationEvidence(Evidence):
         return EvidenceMap(
             "activation", inputs.activation, 1.0,
             f"where the three trained detectors looked when they scored the photo "
-            f"(P(manipulated) = {probability:.2f})",
+            f"(their score: {probability:.2f} on a scale from 0 to 1)",
             strength=probability,
         )
