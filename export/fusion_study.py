@@ -17,7 +17,6 @@ The selection rule is declared in ``docs/fusion.md`` before any candidate was sc
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import jpeg_cycle, make_splice
+from tests.conftest import jpeg_cycle
 from tests.test_jpeg_traces import photo, pil_jpeg, spliced_double_jpeg
 from wsloc_runtime import UnknownNameError
 from wsloc_runtime.evidence import EvidenceInputs, EvidenceMap, create_evidence, evidence_names

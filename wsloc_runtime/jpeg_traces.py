@@ -353,7 +353,14 @@ def single_compression_map(rgb: np.ndarray) -> np.ndarray:
     [0, 1] at the photo's size. All zeros without JPEG history.
     """
     traces = jpeg_traces(rgb)
+    return block_map_to_size(single_compression_rank(traces), traces.offset, rgb.shape[:2], rgb.shape[:2])
+
+
+def single_compression_rank(traces: JpegTraces) -> np.ndarray:
+    """Per block, minus the pooled double-quantization ratio min-max scaled to [0, 1] within the photo:
+    1 where a block looks most singly compressed relative to the rest, ``float32`` ``(rows, cols)``;
+    all zeros for a photo whose ratio is constant (no JPEG history)."""
     evidence = -pooled_double_quantization(traces)
     low, high = float(evidence.min()), float(evidence.max())
     scaled = (evidence - low) / (high - low) if high > low else np.zeros_like(evidence)
-    return block_map_to_size(scaled.astype(np.float32), traces.offset, rgb.shape[:2], rgb.shape[:2])
+    return scaled.astype(np.float32)

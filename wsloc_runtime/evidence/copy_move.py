@@ -409,8 +409,6 @@ def _block_grid_alignment(gray: np.ndarray, region: np.ndarray) -> float:
     A region pasted at an offset that is not a multiple of 8 carries its blocking off the
     photo's grid; the original keeps it on. 0.5 means no grid to read.
     """
-    import cv2
-
     values = gray.astype(np.float32)
     horizontal = np.abs(np.diff(values, axis=1))[:-1, :]
     vertical = np.abs(np.diff(values, axis=0))[:, :-1]

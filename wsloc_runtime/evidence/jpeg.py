@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jpeg_traces import JpegTraces, block_map_to_size, jpeg_traces, pooled_double_quantization
+from ..jpeg_traces import (JpegTraces, block_map_to_size, jpeg_traces, pooled_double_quantization,
+                           single_compression_rank)
 from .base import Evidence, EvidenceInputs, EvidenceMap, register_evidence
 
 #: The map is P(single | coefficients) = sigmoid(-ratio / LLR_TEMPERATURE) of the pooled
@@ -50,7 +51,7 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
     # is singly compressed *relative to its host*, and after a finer last save (casia1-dev-swap) its
     # absolute ratio rarely crosses even odds. Whether the trace can speak at all, and how strongly
     # it says "pasted", is read from the absolute probability.
-    values = block_map_to_size(_min_max(-ratio), traces.offset, image_size, size)
+    values = block_map_to_size(single_compression_rank(traces), traces.offset, image_size, size)
     details = {"grid_score": round(traces.grid_score, 4), "double_frequencies": doubled,
                "grid_offset": list(traces.offset)}
     if doubled == 0:
@@ -63,11 +64,6 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
     reliability, strength, reason, numbers = read_single_compression(probability, doubled)
     details.update(numbers)
     return EvidenceMap("jpeg", values, reliability, reason, strength, details)
-
-
-def _min_max(values: np.ndarray) -> np.ndarray:
-    low, high = float(values.min()), float(values.max())
-    return ((values - low) / (high - low) if high > low else np.zeros_like(values)).astype(np.float32)
 
 
 def read_single_compression(values: np.ndarray, doubled: int) -> tuple[float, float, str, dict]:
