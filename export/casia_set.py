@@ -181,6 +181,21 @@ def synthesize_forgery(host: np.ndarray, donor: np.ndarray | None, rng: np.rando
     return paste(host, patch, alpha, rng)
 
 
+def write_set_image(out: Path, split: str, folder: str, name: str, data: bytes, ext: str, label: int, kind: str,
+                    source: str, info: dict, mask: np.ndarray | None = None) -> dict:
+    """Write one training image (and its mask, when it has one) under ``out/folder`` and return its
+    manifest row (paths relative to ``out``)."""
+    path = out / folder / f"{name}{ext}"
+    path.write_bytes(data)
+    mask_path = ""
+    if mask is not None:
+        mask_file = out / folder / f"{name}_mask.png"
+        cv2.imwrite(str(mask_file), mask.astype(np.uint8) * 255)
+        mask_path = str(mask_file.relative_to(out))
+    return {"split": split, "image": str(path.relative_to(out)), "mask": mask_path, "label": label,
+            "kind": kind, "source": source, "info": json.dumps({"kind": kind, **info}, sort_keys=True)}
+
+
 def build_set(labels_csv: str | Path, out_dir: str | Path, synth_count: int = 400, seed: int = 0,
               val_fraction: float = VAL_FRACTION, debias: bool = True) -> Path:
     """Write the de-biased set (see the module docstring); returns its ``manifest.csv``.
@@ -211,15 +226,7 @@ def build_set(labels_csv: str | Path, out_dir: str | Path, synth_count: int = 40
 
     def write(split: str, name: str, encoded: bytes, label: int, kind: str, source: str, info: dict,
               mask: np.ndarray | None = None) -> None:
-        image_path = out / split / f"{name}.jpg"
-        image_path.write_bytes(encoded)
-        mask_path = ""
-        if mask is not None:
-            mask_file = out / split / f"{name}_mask.png"
-            cv2.imwrite(str(mask_file), mask.astype(np.uint8) * 255)
-            mask_path = str(mask_file.relative_to(out))
-        rows.append({"split": split, "image": str(image_path.relative_to(out)), "mask": mask_path, "label": label,
-                     "kind": kind, "source": source, "info": json.dumps({"kind": kind, **info}, sort_keys=True)})
+        rows.append(write_set_image(out, split, split, name, encoded, ".jpg", label, kind, source, info, mask))
 
     def pick(pool: list[SaveProfile]) -> SaveProfile:
         return pool[int(rng.integers(len(pool)))]

@@ -327,15 +327,7 @@ def build_weak_set(labels_csv: str | Path, out_dir: str | Path, synth_pairs: int
 
     def add(split: str, folder: str, name: str, data: bytes, ext: str, label: int, kind: str, source: str,
             info: dict, mask: np.ndarray | None = None) -> None:
-        path = out / folder / f"{name}{ext}"
-        path.write_bytes(data)
-        mask_path = ""
-        if mask is not None:
-            mask_file = out / folder / f"{name}_mask.png"
-            cv2.imwrite(str(mask_file), mask.astype(np.uint8) * 255)
-            mask_path = str(mask_file.relative_to(out))
-        rows.append({"split": split, "image": str(path.relative_to(out)), "mask": mask_path, "label": label,
-                     "kind": kind, "source": source, "info": json.dumps({"kind": kind, **info}, sort_keys=True)})
+        rows.append(casia_set.write_set_image(out, split, folder, name, data, ext, label, kind, source, info, mask))
 
     # The labelled set's images through platform chains: the same share of each class's rows
     # (exactly, so "processed" cannot mean either class) and the same chain cycle.
