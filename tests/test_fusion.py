@@ -60,6 +60,21 @@ def test_shares_say_which_evidence_drove_the_mask():
     assert sum(fused.shares({r.name: r for r in (first, second)}).values()) == pytest.approx(1.0)
 
 
+def test_a_sure_specific_trace_takes_the_prior_over_from_the_vote():
+    activation = reading("activation", square(left=40), 1.0)  # the detectors look elsewhere
+    settings = FusionSettings(map_gain={"activation": 1.0, "copy_move": 1.0}, override_gain=2.0, yield_to_specific=0.0)
+    sure_copy = reading("copy_move", square(), 1.0, strength=0.6)
+    fused = fuse([activation, sure_copy], None, settings)
+    np.testing.assert_allclose(fused.prior, sure_copy.map, atol=1e-6)  # 2 * 0.6 >= 1: fully
+    assert fused.weights["activation"] == 0.0 and fused.weights["copy_move"] == pytest.approx(1.0)
+    faint_copy = reading("copy_move", square(), 1.0, strength=0.1)
+    mixed = fuse([activation, faint_copy], None, settings)
+    assert mixed.prior[15, 45] == pytest.approx(0.8 * 0.9)  # the vote keeps 1 - 2 * 0.1 of its say
+    assert mixed.prior[15, 25] == pytest.approx(0.9)  # the copy is in the vote and in its take-over
+    unreliable = fuse([activation, reading("copy_move", square(), 0.0, strength=1.0)], None, settings)
+    np.testing.assert_allclose(unreliable.prior, activation.map, atol=1e-6)
+
+
 def test_probability_combines_the_models_and_the_strengths():
     quiet = fuse([reading("a", square(), 1.0, 0.0)], 0.2, SETTINGS).probability
     strong = fuse([reading("a", square(), 1.0, 0.9)], 0.2, SETTINGS).probability

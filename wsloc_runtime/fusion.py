@@ -11,7 +11,15 @@ untouched only if every trace that can speak says so,
 
 with ``r_i`` the evidence's reliability, ``e_i`` its map and ``w_i`` a global gain (how far a
 fully reliable map of that kind is trusted; chosen on the development sets, ``docs/fusion.md``).
-The region choice and the posterior A* then proceed as in the paper with this prior.
+A vote lets the coarse activation outweigh a trace that is specific where it speaks: a copy
+whose matches agree on one geometric transform, a compact area saved once inside a doubly
+compressed photo. So where such a trace is sure of an edit, it takes the prior over,
+
+    prior <- (1 - c) prior + c e_k,   c = min(1, g r_k s_k),
+
+with ``k`` the surest of the specific traces (``override_by``), ``s_k`` its image-level strength
+and ``g`` the ``override_gain``. The region choice and the posterior A* then proceed as in the
+paper with this prior.
 
 The image-level P(manipulated) combines the same way: the models' probability and each
 evidence's strength (never the file's compression settings or metadata).
@@ -57,6 +65,9 @@ class FusionSettings:
             found a clear sign of editing: its weight is multiplied by
             ``1 - yield_to_specific * max_i(r_i * strength_i)`` over the other evidences (the
             detectors' attention is coarse; a verified copy or a pasted JPEG region is not).
+        override_by: the specific traces of which the surest replaces the vote by its own map,
+            in proportion ``min(1, override_gain * r * strength)``.
+        override_gain: how soon a specific trace takes over (2: at half strength, fully).
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
@@ -65,6 +76,9 @@ class FusionSettings:
         "jpeg": 0.5, "copy_move": 0.95, "noise": 0.0})
     model_gain: float = 1.0
     yield_to_specific: float = 0.8
+    #: Specific traces that take the prior over where they are sure (``c = min(1, gain r s)``).
+    override_by: tuple[str, ...] = ("jpeg", "copy_move")
+    override_gain: float = 2.0
     #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.2719, 0.8287)
 
@@ -78,7 +92,9 @@ class FusedEvidence:
 
     Attributes:
         prior: ``(h, w)`` ``float32`` in [0, 1], the prior of the Bayes step.
-        weights: ``w_i * r_i`` per evidence (0 for those shown but not fused).
+        weights: each evidence's weight in the prior: ``w_i * r_i`` in the vote, scaled by what
+            an overriding trace left of it, plus that trace's own take-over (0 for those shown
+            but not fused).
         probability: P(manipulated) from the models and the evidences' strengths.
     """
 
@@ -130,4 +146,13 @@ def fuse(readings: Sequence[EvidenceMap], model_probability: float | None,
     for reading in readings:
         gain = settings.strength_gain.get(reading.name, 0.0)
         authentic *= 1.0 - float(np.clip(gain * reading.reliability * reading.strength, 0.0, 1.0))
-    return FusedEvidence((1.0 - untouched).astype(np.float32), weights, float(1.0 - authentic))
+    prior = 1.0 - untouched
+    overriding = [r for r in readings if r.name in settings.override_by]
+    if overriding:
+        surest = max(overriding, key=lambda r: r.reliability * r.strength)
+        take_over = float(np.clip(settings.override_gain * surest.reliability * surest.strength, 0.0, 1.0))
+        if take_over > 0:
+            prior = (1.0 - take_over) * prior + take_over * surest.map
+            weights = {name: weight * (1.0 - take_over) for name, weight in weights.items()}
+            weights[surest.name] += take_over
+    return FusedEvidence(prior.astype(np.float32), weights, float(1.0 - authentic))
