@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import PHOTO_SIZES, machine, result_name, synth_photo_jpeg, table, write_result
+from wsloc_runtime.fusion import DEFAULT_FUSION, FUSION_MODES
 from wsloc_runtime.views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 REPO = Path(__file__).resolve().parents[1]
-STAGE_COLUMNS = ["decode", "sel", "wcbnet2", "wcbnet3", "wcbnet4", "cam", "segmenter", "similarity",
-                 "enhancement", "encode"]
+STAGE_COLUMNS = ["decode", "jpeg_traces", "sel", "evidence_jpeg", "evidence_copy_move", "evidence_noise",
+                 "evidence_ela", "wcbnet2", "wcbnet3", "wcbnet4", "cam", "evidence_fusion", "segmenter",
+                 "similarity", "enhancement", "encode"]
 
 
 def peak_rss_mb() -> float:
@@ -53,7 +55,9 @@ def _cpu_stage(progress_name: str) -> str:
     """Stage names of the progress callback -> the table's CPU columns (a model's stage includes its CAM)."""
     if progress_name.startswith("segmenting"):
         return "segmenter"
-    return {"error levels": "sel", "enhancement": "similarity+enhancement", "done": "done"}.get(progress_name,
+    if progress_name.startswith("evidence: "):
+        return "evidence_" + progress_name.removeprefix("evidence: ")
+    return {"JPEG traces": "jpeg_traces", "error levels": "sel", "enhancement": "similarity+enhancement", "done": "done"}.get(progress_name,
                                                                                                 progress_name)
 
 
@@ -64,7 +68,8 @@ def child(args) -> dict:
 
     rss_imports = peak_rss_mb()
     localizer = Localizer(args.models, providers=["CPUExecutionProvider"], intra_op_threads=args.threads,
-                          segmenter=args.segmenter, work_max_side=args.work_max_side, test_time_views=args.views)
+                          segmenter=args.segmenter, work_max_side=args.work_max_side, test_time_views=args.views,
+                          fusion=args.fusion)
     rss_models = peak_rss_mb()
     samples = []
     with tempfile.TemporaryDirectory() as out:
@@ -114,6 +119,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work-max-side", type=int, default=1024)
     parser.add_argument("--views", default=DEFAULT_TEST_TIME_VIEWS, choices=list(TEST_TIME_VIEWS),
                         help="test-time views averaged per model (default: the runtime's)")
+    parser.add_argument("--fusion", default=DEFAULT_FUSION, choices=list(FUSION_MODES),
+                        help="evidence: every trace (the default pipeline); paper: the models' activation alone")
     parser.add_argument("--photos", default="build/bench_photos", help="where the synthesized JPEGs are cached")
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -136,7 +143,7 @@ def main(argv=None) -> int:
         command = [sys.executable, "-m", "bench.bench_pipeline", "--child", str(photo), "--models", args.models,
                    "--runs", str(runs), "--warmup", str(args.warmup if megapixels < 12 else 0),
                    "--threads", str(args.threads), "--segmenter", args.segmenter,
-                   "--work-max-side", str(args.work_max_side), "--views", args.views]
+                   "--work-max-side", str(args.work_max_side), "--views", args.views, "--fusion", args.fusion]
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -157,13 +164,15 @@ def main(argv=None) -> int:
         "model_config": _model_config(args.models),
         "segmenter": args.segmenter,
         "test_time_views": args.views,
+        "fusion": args.fusion,
         "machine": machine(),
         "sizes": results,
     }
-    out = write_result(result_name("pipeline", args.models, args.views), payload, args.out)
+    out = write_result(result_name("pipeline", args.models, args.views) + f"_{args.fusion}", payload, args.out)
     print("wall time per stage (ms), total wall and CPU time (s), peak RSS:")
     print(table(["size", *[f"{k} ms" for k in STAGE_COLUMNS], "total s", "CPU s", "peak RSS MB"], rows))
-    cpu_columns = ["decode", "sel", "wcbnet2", "wcbnet3", "wcbnet4", "segmenter", "similarity+enhancement", "encode"]
+    cpu_columns = ["decode", "jpeg_traces", "sel", "evidence_jpeg", "evidence_copy_move", "evidence_noise",
+                   "evidence_ela", "wcbnet2", "wcbnet3", "wcbnet4", "segmenter", "similarity+enhancement", "encode"]
     cpu_rows = [[size, *[round(r["stages_s"].get(f"cpu:{k}", 0.0) * 1000) for k in cpu_columns]]
                 for size, r in results.items() if "stages_s" in r]
     print("process CPU time per stage (ms; a model's column includes its Grad-CAM):")
