@@ -101,6 +101,23 @@ def test_flat_photo_cannot_be_judged():
     assert reading.map.shape == (300, 400) and reading.map.max() == 0.0
 
 
+def test_a_copy_found_in_a_flat_photo_is_fully_reliable(astronaut):
+    # A flat wall with one textured object: few keypoints, so "no copy" means little here
+    # (low reliability), but a copy that is found and verified proves the trace is present.
+    rng = np.random.default_rng(3)
+    wall = np.full((360, 480, 3), 120, np.uint8) + rng.integers(0, 6, (360, 480, 3)).astype(np.uint8)
+    wall = cv2.GaussianBlur(wall, (0, 0), 3)
+    wall[40:110, 40:110] = astronaut[100:170, 180:250]
+    untouched = copy_move_evidence(wall)
+    assert untouched.strength == 0.0 and untouched.reliability < 0.3
+    forged = wall.copy()
+    forged[220:290, 330:400] = astronaut[100:170, 180:250]
+    found = copy_move_evidence(forged)
+    assert found.details["keypoints"] < 400  # the keypoint count alone would say "unreliable"
+    assert found.reliability == 1.0 and found.strength > 0.5
+    assert found.map[220:290, 330:400].mean() > 0.5 and found.map[40:110, 40:110].mean() > 0.5
+
+
 def test_compute_returns_working_size_and_mark_copy(astronaut):
     forged, copy_mask, source_mask = _paste(astronaut, (300, 330, 90, 80), (110, 420))
     big = cv2.resize(forged, (1536, 1536), interpolation=cv2.INTER_NEAREST)

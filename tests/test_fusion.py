@@ -28,25 +28,34 @@ def square(shape=(40, 60), top=10, left=20, size=12) -> np.ndarray:
 
 
 SETTINGS = FusionSettings(map_gain={"a": 1.0, "b": 1.0, "shown": 0.0}, strength_gain={"a": 1.0, "b": 1.0},
-                          model_gain=1.0)
+                          model_gain=1.0, two_sided=("a",), override_by=())
+
+
+def logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
 
 
 def test_an_unreliable_evidence_does_not_move_the_prior():
     speaking = reading("a", square(), 1.0)
     silent = reading("b", square(left=40), 0.0)
     fused = fuse([speaking, silent], None, SETTINGS)
-    np.testing.assert_allclose(fused.prior, speaking.map, atol=1e-6)
+    np.testing.assert_allclose(fused.prior, fuse([speaking], None, SETTINGS).prior, atol=1e-6)
     assert fused.weights == {"a": 1.0, "b": 0.0}
 
 
-def test_one_sided_evidences_add_up_by_noisy_or():
-    first, second = reading("a", square(), 1.0), reading("b", square(left=40), 0.5)
-    fused = fuse([first, second], None, SETTINGS)
-    assert fused.prior[15, 25] == pytest.approx(0.9) and fused.prior[15, 45] == pytest.approx(0.45)
-    assert fused.prior[35, 5] == 0.0  # neither trace saw anything there
-    both = fuse([first, reading("b", square(), 1.0)], None, SETTINGS).prior
-    assert both[15, 25] == pytest.approx(1 - 0.1 * 0.1)  # two traces agreeing say more than either
-    assert 0.0 <= fused.prior.min() and fused.prior.max() <= 1.0 and fused.prior.dtype == np.float32
+def test_evidences_add_up_in_log_odds_and_one_sided_silence_is_neutral():
+    two_sided, one_sided = reading("a", square(), 1.0), reading("b", square(left=40), 0.5)
+    fused = fuse([two_sided, one_sided], None, SETTINGS).prior
+    assert fused[15, 25] == pytest.approx(0.9, abs=1e-6)  # only the two-sided map speaks there
+    assert fused[35, 5] == pytest.approx(0.01, abs=1e-6)  # "nothing here" from a two-sided map
+    # b alone at 0.9 is read as 0.95 with half its gain: log-odds add to a's own "nothing here"
+    assert logit(float(fused[15, 45])) == pytest.approx(logit(0.01) + 0.5 * logit(0.95), abs=1e-4)
+    agreeing = fuse([two_sided, reading("b", square(), 1.0)], None, SETTINGS).prior
+    assert logit(float(agreeing[15, 25])) == pytest.approx(logit(0.9) + logit(0.95), abs=1e-4)
+    assert agreeing[15, 25] > fused[15, 25]  # two traces agreeing say more than either
+    alone = fuse([reading("b", square(), 1.0)], None, SETTINGS).prior
+    assert alone[0, 0] == pytest.approx(0.5)  # a one-sided map's silence is no sign either way
+    assert 0.0 <= fused.min() and fused.max() <= 1.0 and fused.dtype == np.float32
 
 
 def test_shares_say_which_evidence_drove_the_mask():
@@ -58,6 +67,7 @@ def test_shares_say_which_evidence_drove_the_mask():
     shares = fused.shares({r.name: r for r in (first, second, shown)}, where)
     assert shares["a"] == pytest.approx(1.0) and shares["b"] == 0.0 and shares["shown"] == 0.0
     assert sum(fused.shares({r.name: r for r in (first, second)}).values()) == pytest.approx(1.0)
+    assert sum(fused.weights.values()) == pytest.approx(1.0)
 
 
 def test_a_sure_specific_trace_takes_the_prior_over_from_the_vote():
@@ -70,9 +80,12 @@ def test_a_sure_specific_trace_takes_the_prior_over_from_the_vote():
     faint_copy = reading("copy_move", square(), 1.0, strength=0.1)
     mixed = fuse([activation, faint_copy], None, settings)
     assert mixed.prior[15, 45] == pytest.approx(0.8 * 0.9)  # the vote keeps 1 - 2 * 0.1 of its say
-    assert mixed.prior[15, 25] == pytest.approx(0.9)  # the copy is in the vote and in its take-over
+    # where only the copy speaks it is in the vote (against the activation's "nothing here") and
+    # in its own take-over
+    vote = 1 / (1 + np.exp(-(logit(0.01) + logit(0.95))))
+    assert mixed.prior[15, 25] == pytest.approx(0.8 * vote + 0.2 * 0.9, abs=1e-5)
     unreliable = fuse([activation, reading("copy_move", square(), 0.0, strength=1.0)], None, settings)
-    np.testing.assert_allclose(unreliable.prior, activation.map, atol=1e-6)
+    np.testing.assert_allclose(unreliable.prior, fuse([activation], None, settings).prior, atol=1e-6)
 
 
 def test_probability_combines_the_models_and_the_strengths():

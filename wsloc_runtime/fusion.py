@@ -1,19 +1,22 @@
 """Fusing the evidences into the one prior that the paper's region step and Bayes update read.
 
 The paper makes a coarse activation precise by Bayes' rule with a region as evidence. Here the
-prior of that step is every evidence at once: each map is a one-sided detector ("this pixel
-looks edited in my trace", 0 = "I see nothing", which is no sign of authenticity, since a
-splice leaves no copy-move trace and a copy-move no JPEG trace), weighted by the evidence's
-reliability on this photo. Independent one-sided detectors combine by noisy-OR: the pixel is
-untouched only if every trace that can speak says so,
+prior of that step is every evidence at once, each read as a likelihood ratio in log-odds and
+added, as independent evidence combines under Bayes' rule (a log-linear pool):
 
-    prior(x) = 1 - prod_i (1 - w_i * r_i * e_i(x)),
+    z(x) = sum_i w_i r_i logit(e~_i(x)),   prior(x) = sigmoid(z(x)),
 
-with ``r_i`` the evidence's reliability, ``e_i`` its map and ``w_i`` a global gain (how far a
-fully reliable map of that kind is trusted; chosen on the development sets, ``docs/fusion.md``).
-A vote lets the coarse activation outweigh a trace that is specific where it speaks: a copy
-whose matches agree on one geometric transform, a compact area saved once inside a doubly
-compressed photo. So where such a trace is sure of an edit, it takes the prior over,
+with ``r_i`` the evidence's reliability on this photo, ``w_i`` a global gain (how far a fully
+reliable map of that kind is trusted; chosen on the development sets, ``docs/fusion.md``) and
+``e~_i`` its map read as a probability. Two-sided maps (the activation; the JPEG map, whose low
+end means "saved twice like the rest of the photo") are read as they are; a one-sided map
+(noise: 0 = "I see nothing", which is no sign of authenticity) is read as ``(1 + e) / 2`` so
+that its silence is neutral.
+
+A vote still lets the coarse activation outweigh a trace that is specific where it speaks: a
+copy whose matches agree on one geometric transform, a compact area saved once inside a doubly
+compressed photo. So the activation steps back when such a trace is sure
+(``yield_to_specific``), and the surest of them then takes the prior over,
 
     prior <- (1 - c) prior + c e_k,   c = min(1, g r_k s_k),
 
@@ -21,8 +24,8 @@ with ``k`` the surest of the specific traces (``override_by``), ``s_k`` its imag
 and ``g`` the ``override_gain``. The region choice and the posterior A* then proceed as in the
 paper with this prior.
 
-The image-level P(manipulated) combines the same way: the models' probability and each
-evidence's strength (never the file's compression settings or metadata).
+The image-level P(manipulated) is a noisy-OR of the models' probability and each evidence's
+strength (never the file's compression settings or metadata).
 
 ``fusion="paper"`` skips all of this: A alone, the paper's pipeline unchanged.
 """
@@ -57,7 +60,8 @@ class FusionSettings:
     """The fusion's global constants (one setting for every photo; ``docs/fusion.md``).
 
     Attributes:
-        map_gain: ``w_i`` per evidence for the prior (missing = 0: shown, not fused).
+        map_gain: ``w_i`` per evidence in the vote (missing = 0: not in the vote; copy-move
+            speaks through ``override_by`` alone, since its map is all or nothing).
         strength_gain: per evidence, how far a full-strength, fully reliable reading raises
             P(manipulated) in the verdict (missing = 0).
         model_gain: weight of the models' probability in the verdict's noisy-OR.
@@ -71,11 +75,15 @@ class FusionSettings:
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
-        "activation": 0.6, "jpeg": 1.0, "copy_move": 1.0, "noise": 0.5, "ela": 0.0})
+        "activation": 0.6, "jpeg": 2.0, "copy_move": 0.0, "noise": 0.5, "ela": 0.0})
     strength_gain: Mapping[str, float] = field(default_factory=lambda: {
         "jpeg": 0.5, "copy_move": 0.95, "noise": 0.0})
     model_gain: float = 1.0
     yield_to_specific: float = 0.8
+    #: Maps read as they are in the vote; the others are one-sided (read as ``(1 + e) / 2``).
+    two_sided: tuple[str, ...] = ("activation", "jpeg")
+    #: Maps are clipped to [floor, 1 - floor] before the logit, so one pixel cannot veto.
+    logit_floor: float = 0.01
     #: Specific traces that take the prior over where they are sure (``c = min(1, gain r s)``).
     override_by: tuple[str, ...] = ("jpeg", "copy_move")
     override_gain: float = 2.0
@@ -115,38 +123,40 @@ class FusedEvidence:
 
 def fuse(readings: Sequence[EvidenceMap], model_probability: float | None,
          settings: FusionSettings = DEFAULT_SETTINGS) -> FusedEvidence:
-    """Noisy-OR of the reliability-weighted evidence maps, and the verdict's probability.
+    """Log-linear pool of the reliability-weighted evidence maps, taken over by a sure specific
+    trace, and the verdict's probability.
 
     Args:
-        readings: evidence maps of one photo, all of one ``(h, w)`` shape.
+        readings: evidence maps of one photo, all of one ``(h, w)`` ``float32`` shape, in [0, 1].
         model_probability: the models' P(manipulated), or ``None`` without models.
         settings: the global constants.
 
     Returns:
-        :class:`FusedEvidence`.
+        :class:`FusedEvidence`; its ``weights`` are each evidence's part of the prior (the
+        vote's gains ``w_i r_i`` as fractions of their sum, times what an overriding trace left
+        of the vote, plus that trace's take-over), summing to 1 when anything spoke.
     """
     if not readings:
         raise ValueError("fusion needs at least one evidence")
     shape = readings[0].map.shape
-    untouched = np.ones(shape, np.float64)
-    weights: dict[str, float] = {}
+    floor = settings.logit_floor
+    log_odds = np.zeros(shape, np.float64)
+    gains: dict[str, float] = {}
     specific = max([r.reliability * r.strength for r in readings if r.name != "activation"], default=0.0)
     for reading in readings:
         if reading.map.shape != shape:
             raise ValueError(f"evidence {reading.name!r} is {reading.map.shape}, expected {shape}")
-        weight = float(np.clip(settings.map_gain.get(reading.name, 0.0) * reading.reliability, 0.0, 1.0))
+        gain = max(0.0, settings.map_gain.get(reading.name, 0.0) * reading.reliability)
         if reading.name == "activation":
-            weight *= 1.0 - float(np.clip(settings.yield_to_specific * specific, 0.0, 1.0))
-        weights[reading.name] = weight
-        if weight > 0:
-            untouched *= 1.0 - weight * reading.map
-    authentic = 1.0
-    if model_probability is not None:
-        authentic *= 1.0 - float(np.clip(settings.model_gain * model_probability, 0.0, 1.0))
-    for reading in readings:
-        gain = settings.strength_gain.get(reading.name, 0.0)
-        authentic *= 1.0 - float(np.clip(gain * reading.reliability * reading.strength, 0.0, 1.0))
-    prior = 1.0 - untouched
+            gain *= 1.0 - float(np.clip(settings.yield_to_specific * specific, 0.0, 1.0))
+        gains[reading.name] = gain
+        if gain > 0:
+            values = reading.map if reading.name in settings.two_sided else 0.5 + 0.5 * reading.map
+            values = np.clip(values, floor, 1.0 - floor)
+            log_odds += gain * np.log(values / (1.0 - values))
+    prior = 1.0 / (1.0 + np.exp(-log_odds))
+    total = sum(gains.values())
+    weights = {name: (gain / total if total > 0 else 0.0) for name, gain in gains.items()}
     overriding = [r for r in readings if r.name in settings.override_by]
     if overriding:
         surest = max(overriding, key=lambda r: r.reliability * r.strength)
@@ -155,4 +165,10 @@ def fuse(readings: Sequence[EvidenceMap], model_probability: float | None,
             prior = (1.0 - take_over) * prior + take_over * surest.map
             weights = {name: weight * (1.0 - take_over) for name, weight in weights.items()}
             weights[surest.name] += take_over
+    authentic = 1.0
+    if model_probability is not None:
+        authentic *= 1.0 - float(np.clip(settings.model_gain * model_probability, 0.0, 1.0))
+    for reading in readings:
+        gain = settings.strength_gain.get(reading.name, 0.0)
+        authentic *= 1.0 - float(np.clip(gain * reading.reliability * reading.strength, 0.0, 1.0))
     return FusedEvidence(prior.astype(np.float32), weights, float(1.0 - authentic))

@@ -472,7 +472,8 @@ def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mar
 
     Returns:
         EvidenceMap with a ``(height, width)`` ``float32`` map in [0, 1] (1 = a duplicated
-        area), reliability from the keypoint count, strength from inliers and area.
+        area), reliability 1 once a copy is verified and otherwise from the keypoint count
+        (can this photo's search say "no copy"?), strength from inliers and area.
 
     Raises:
         ValueError: ``rgb`` is not an ``(h, w, 3)`` ``uint8`` array, or ``mark`` is unknown.
@@ -531,6 +532,9 @@ def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mar
             name="copy_move", map=empty, reliability=reliability, strength=0.0,
             reason=f"no duplicated area found among {keypoint_count:,} distinctive points",
             details=details)
+    # The keypoint count says whether a search that finds nothing means anything; a verified
+    # copy is itself proof that the photo carries the trace, however flat the rest of it is.
+    reliability = 1.0
     best = max(verified, key=lambda item: item["inliers"])
     inliers = sum(item["inliers"] for item in verified)
     area = float(combined.mean())
