@@ -71,7 +71,7 @@ class FusionSettings:
             detectors' attention is coarse; a verified copy or a pasted JPEG region is not).
         override_by: the specific traces of which the surest replaces the vote by its own map,
             in proportion ``min(1, override_gain * r * strength)``.
-        override_gain: how soon a specific trace takes over (2: at half strength, fully).
+        override_gain: how soon a specific trace takes over (1: in proportion to r * strength).
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
@@ -86,7 +86,7 @@ class FusionSettings:
     logit_floor: float = 0.01
     #: Specific traces that take the prior over where they are sure (``c = min(1, gain r s)``).
     override_by: tuple[str, ...] = ("jpeg", "copy_move")
-    override_gain: float = 2.0
+    override_gain: float = 1.0
     #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.2719, 0.8287)
 
