@@ -1,4 +1,4 @@
-"""Retake ``docs/screenshot.png``: the app with the bundled models on the spliced-rocket example.
+"""Retake ``docs/screenshot.png``: the app with the bundled models on the copy-move example of the hats.
 
 ``python docs/make_screenshot.py`` (needs ``pip install '.[app]' playwright`` and Chromium at
 ``/usr/bin/chromium``). Starts ``app.py`` on a free local port, clicks the example, waits for the
@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = "spliced rocket"
+EXAMPLE = "copymove hats"
 
 
 def free_port() -> int:
