@@ -21,16 +21,21 @@ def localizer(contract_models):
     return Localizer(contract_models, providers=["CPUExecutionProvider"])
 
 
-def test_localizes_a_region_with_a_different_compression_history(localizer, splice):
+# With the contract models' near-perfect activation the paper's pipeline alone marks the disc
+# (mask F1 0.84); all the evidence costs precision on this synthetic photo (0.59: the noise trace
+# reads its flat synthetic texture as odd grain and the activation yields to it), while the region
+# chosen stays the disc in both. The fusion's setting is chosen on real photos (docs/fusion.md).
+@pytest.mark.parametrize("fusion, min_mask_f1", [("paper", 0.7), ("evidence", 0.5)])
+def test_localizes_a_region_with_a_different_compression_history(localizer, splice, fusion, min_mask_f1):
     forged, truth = splice
-    result = localizer.localize(forged)
+    result = localizer.with_fusion(fusion).localize(forged)
     assert result.working_size == forged.shape[:2]
     assert set(result.variant_maps) == {"wcbnet2", "wcbnet3", "wcbnet4"}
     assert roc_auc(result.activation, truth) > 0.95
     chosen_f1, _ = f1_iou_at(result.region_mask.astype(float), truth)
     assert chosen_f1 > 0.9, "the pasted disc should be the region chosen"
     mask_f1, _ = f1_iou_at(result.mask.astype(float), truth)
-    assert mask_f1 > 0.7
+    assert mask_f1 > min_mask_f1
     assert np.array_equal(result.mask, result.enhanced >= 0.5)
     for array in [result.activation, result.enhanced, *result.variant_maps.values()]:
         assert array.dtype == np.float32 and 0.0 <= array.min() and array.max() <= 1.0
