@@ -34,7 +34,8 @@ def _model_free_evidence() -> list[str]:
     return [n for n in evidence_names() if not create_evidence(n).needs_models]
 
 
-def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], limit: int = 0) -> None:
+def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], limit: int = 0,
+              refresh: bool = False) -> None:
     from tqdm import tqdm
 
     from wsloc_runtime.errors import WslocError
@@ -51,9 +52,11 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
         target = folder / (pair.image.stem + ".npz")
         if target.exists():
             existing = dict(np.load(target, allow_pickle=False))
-            missing = [n for n in evidence if f"ev_{n}" not in existing]
+            missing = list(evidence) if refresh else [n for n in evidence if f"ev_{n}" not in existing]
             if not missing and (localizer is None or "model_probability" in existing):
                 continue
+        elif localizer is None:  # --no-models adds to cached photos only: the rest has no activation
+            continue
         else:
             existing, missing = {}, list(evidence)
         try:
@@ -152,6 +155,55 @@ def enhanced_of(record: dict, prior: np.ndarray) -> np.ndarray:
     return bayesian_enhancement(prior, regions.masks[index]) if index >= 0 else prior
 
 
+def score_setting(records: list[dict], settings, evidence: list[str], enhance: bool = False) -> dict:
+    """The runtime's fusion (``wsloc_runtime.fusion.fuse``) with ``settings`` on cached photos."""
+    from wsloc_runtime.fusion import fuse
+
+    tampered = [r for r in records if bool(r["tampered"])]
+    maps = [fuse(readings_of(r, evidence), float(r["model_probability"]), settings).prior for r in tampered]
+    if enhance:
+        maps = [enhanced_of(r, m) for r, m in zip(tampered, maps)]
+    return score_maps(tampered, maps)
+
+
+def score_singles(records: list[dict], evidence: list[str]) -> dict[str, dict]:
+    """The rule's references: the paper's enhanced map and each single evidence map."""
+    tampered = [r for r in records if bool(r["tampered"])]
+    singles = {"paper": score_maps(tampered, [enhanced_of(r, r["activation"]) for r in tampered])}
+    for name in evidence:
+        key = "activation" if name == "activation" else f"ev_{name}"
+        if tampered and key in tampered[0]:
+            singles[name] = score_maps(tampered, [r[key] for r in tampered])
+    return singles
+
+
+def rule_summary(fused: dict[str, dict], singles: dict[str, dict[str, dict]]) -> dict:
+    """docs/fusion.md's rule: the worst shortfall against the best single map of each set (over
+    F1 and AUC), then the mean F1 and mean AUC over the sets."""
+    shortfall = min(min(fused[s]["f1"] - max(v["f1"] for v in singles[s].values()),
+                        fused[s]["auc"] - max(v["auc"] for v in singles[s].values())) for s in fused)
+    return {"worst_shortfall": round(shortfall, 4),
+            "mean_f1": round(float(np.mean([v["f1"] for v in fused.values()])), 4),
+            "mean_auc": round(float(np.mean([v["auc"] for v in fused.values()])), 4)}
+
+
+def _settings_from(args):
+    from dataclasses import replace
+
+    from wsloc_runtime.fusion import DEFAULT_SETTINGS
+
+    gains = dict(DEFAULT_SETTINGS.map_gain)
+    for item in args.map_gain:
+        name, _, value = item.partition("=")
+        gains[name] = float(value)
+    changes = {"map_gain": gains}
+    if args.override_gain is not None:
+        changes["override_gain"] = args.override_gain
+    if args.yield_to_specific is not None:
+        changes["yield_to_specific"] = args.yield_to_specific
+    return replace(DEFAULT_SETTINGS, **changes)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,7 +215,34 @@ def main(argv=None) -> int:
     cache.add_argument("--evidence", nargs="*", default=None, help="model-free evidence (default: all registered)")
     cache.add_argument("--no-models", action="store_true", help="only add model-free evidence to existing entries")
     cache.add_argument("--limit", type=int, default=0)
+    cache.add_argument("--refresh", action="store_true",
+                       help="recompute the named evidences even where cached (after an evidence changed)")
+    score = commands.add_parser("score", help="the default fusion setting, or one changed by the options")
+    score.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS))
+    score.add_argument("--cache", type=Path, default=CACHE)
+    score.add_argument("--map-gain", nargs="*", default=[], metavar="NAME=GAIN")
+    score.add_argument("--override-gain", type=float, default=None)
+    score.add_argument("--yield-to-specific", type=float, default=None)
+    score.add_argument("--enhance", action="store_true", help="score after the region step and Bayes update")
     args = parser.parse_args(argv)
+    if args.command == "score":
+        from wsloc_runtime.fusion import DEFAULT_EVIDENCE
+
+        settings, evidence = _settings_from(args), list(DEFAULT_EVIDENCE)
+        fused, singles = {}, {}
+        for name in args.sets:
+            records = load_set(name, args.cache)
+            if not records:
+                print(f"{name}: nothing cached in {args.cache / name} (run the cache step)", file=sys.stderr)
+                return 1
+            fused[name] = score_setting(records, settings, evidence, args.enhance)
+            singles[name] = score_singles(records, evidence)
+            best_f1 = max(singles[name].items(), key=lambda item: item[1]["f1"])
+            best_auc = max(singles[name].items(), key=lambda item: item[1]["auc"])
+            print(f"{name}: fused F1 {fused[name]['f1']:.3f} AUC {fused[name]['auc']:.3f} (n={fused[name]['n']}); "
+                  f"best single F1 {best_f1[0]} {best_f1[1]['f1']:.3f}, AUC {best_auc[0]} {best_auc[1]['auc']:.3f}")
+        print(rule_summary(fused, singles))
+        return 0
     if args.command == "cache":
         localizer = None
         if not args.no_models:
@@ -174,7 +253,7 @@ def main(argv=None) -> int:
             localizer = Localizer(models_dir=args.models, fusion="paper")
         evidence = args.evidence if args.evidence is not None else _model_free_evidence()
         for name in args.sets:
-            cache_set(name, args.data, args.out, localizer, evidence, args.limit)
+            cache_set(name, args.data, args.out, localizer, evidence, args.limit, args.refresh)
     return 0
 
 

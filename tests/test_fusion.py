@@ -190,3 +190,22 @@ def test_evidence_mode_reports_each_evidence_in_the_json(contract_models, splice
 def test_unknown_fusion_lists_the_modes(contract_models):
     with pytest.raises(UnknownNameError, match="evidence, paper"):
         Localizer(contract_models, fusion="bayes")
+
+
+def test_the_study_scores_the_runtime_fusion_and_the_rule_on_cached_records():
+    from export.fusion_study import rule_summary, score_setting, score_singles
+
+    truth = np.zeros((40, 60), bool)
+    truth[10:22, 20:32] = True
+    regions = np.stack([truth, ~truth])
+    record = {"tampered": np.bool_(True), "truth": truth, "model_probability": np.float32(0.5),
+              "activation": square(left=40), "ev_copy_move": square(), "rel_copy_move": np.float32(1.0),
+              "str_copy_move": np.float32(1.0), "regions": np.packbits(regions, axis=None),
+              "regions_shape": np.array(regions.shape, np.int32)}
+    evidence = ["activation", "copy_move"]
+    fused = score_setting([record], FusionSettings(), evidence)
+    assert fused["f1"] == pytest.approx(1.0) and fused["n"] == 1  # the sure copy took the prior over
+    singles = score_singles([record], evidence)
+    assert singles["copy_move"]["f1"] == pytest.approx(1.0) and singles["activation"]["f1"] == 0.0
+    summary = rule_summary({"a": fused}, {"a": singles})
+    assert summary == {"worst_shortfall": 0.0, "mean_f1": 1.0, "mean_auc": 1.0}
