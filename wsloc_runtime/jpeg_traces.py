@@ -156,6 +156,9 @@ class JpegTraces:
         grid_score: how clearly the grid phase stands out (< MIN_GRID_CONTRAST: no JPEG grid).
         steps: the estimated step per analysed frequency (1 = none found).
         first_steps: the first step of double quantization per frequency (0 = none).
+        coded_log_ratio: ``float32`` ``(rows, cols)``: the same ratio summed over the coefficients
+            quantized to a non-zero value only (``None`` when not computed).
+        coded_count: ``float32`` ``(rows, cols)``: how many such coefficients each block has.
     """
 
     double_quantization: np.ndarray
@@ -164,6 +167,8 @@ class JpegTraces:
     grid_score: float
     steps: tuple[int, ...]
     first_steps: tuple[int, ...]
+    coded_log_ratio: np.ndarray | None = None
+    coded_count: np.ndarray | None = None
 
     @property
     def has_grid(self) -> bool:
@@ -252,6 +257,8 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     rows, cols = (height - dy) // BLOCK, (width - dx) // BLOCK
     double_map = np.zeros((rows, cols), np.float32)
     fit_map = np.zeros((rows, cols), np.float32)
+    coded_map = np.zeros((rows, cols), np.float32)
+    coded_count = np.zeros((rows, cols), np.float32)
     lattice_models = [m for m in models if m is not None]
     strip_blocks = STRIP_ROWS // BLOCK
     for first_row in range(0, rows, strip_blocks):
@@ -264,12 +271,16 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
             fit_map[first_row:last_row] += np.where(np.abs(c) >= model.step / 2, np.cos(2 * np.pi * c / model.step), 0.0)
             if model.first_step:
                 values = np.clip(np.round(c / model.step).astype(np.int64), -model.span, model.span)
-                double_map[first_row:last_row] += model.log_ratio[values + model.span]
+                ratio = model.log_ratio[values + model.span]
+                double_map[first_row:last_row] += ratio
+                coded = values != 0
+                coded_map[first_row:last_row] += np.where(coded, ratio, 0.0)
+                coded_count[first_row:last_row] += coded
     if lattice_models:
         fit_map /= len(lattice_models)
     steps = tuple(m.step if m else 1 for m in models)
     firsts = tuple(m.first_step if m else 0 for m in models)
-    return JpegTraces(double_map, fit_map, offset, grid_score, steps, firsts)
+    return JpegTraces(double_map, fit_map, offset, grid_score, steps, firsts, coded_map, coded_count)
 
 
 def _slab_blocks(y_slabs: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
@@ -354,6 +365,30 @@ def single_compression_map(rgb: np.ndarray) -> np.ndarray:
     """
     traces = jpeg_traces(rgb)
     return block_map_to_size(single_compression_rank(traces), traces.offset, rgb.shape[:2], rgb.shape[:2])
+
+
+#: A block's pooled window needs this many coefficients coded to a non-zero value (on average
+#: one per block of the 5 x 5 window) for its per-coefficient ratio to count as evidence.
+MIN_CODED_PER_BLOCK = 1.0
+
+
+def coded_double_quantization(traces: JpegTraces) -> np.ndarray:
+    """Per block, the double-vs-single log-likelihood ratio per coefficient coded to a non-zero
+    value, pooled over POOL_BLOCKS x POOL_BLOCKS blocks; ``float32`` ``(rows, cols)``, NaN where the
+    window holds too few coded coefficients.
+
+    Why per coded coefficient: a coefficient quantized to zero says little about the lattice, and
+    the zero bin's ratio follows how flat a block is rather than how often it was saved, so the
+    sum over all coefficients reads flat areas as "saved once". The mean over the coded ones does
+    not follow texture.
+    """
+    if traces.coded_log_ratio is None or traces.coded_count is None:
+        raise ValueError("these traces carry no per-coefficient maps (computed by an older jpeg_traces)")
+    window = (POOL_BLOCKS, POOL_BLOCKS)
+    total = cv2.blur(traces.coded_log_ratio, window)
+    count = cv2.blur(traces.coded_count, window)
+    enough = count >= MIN_CODED_PER_BLOCK
+    return np.where(enough, total / np.maximum(count, 1e-6), np.nan).astype(np.float32)
 
 
 def single_compression_rank(traces: JpegTraces) -> np.ndarray:
