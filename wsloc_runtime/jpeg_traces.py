@@ -260,6 +260,9 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     coded_map = np.zeros((rows, cols), np.float32)
     coded_count = np.zeros((rows, cols), np.float32)
     lattice_models = [m for m in models if m is not None]
+    # The same ratios with the zero bin's set to 0: one lookup gives the coded coefficients' sum.
+    coded_tables = {m.index: np.where(np.arange(m.log_ratio.size) == m.span, 0.0, m.log_ratio).astype(np.float32)
+                    for m in lattice_models}
     strip_blocks = STRIP_ROWS // BLOCK
     for first_row in range(0, rows, strip_blocks):
         last_row = min(rows, first_row + strip_blocks)
@@ -271,11 +274,10 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
             fit_map[first_row:last_row] += np.where(np.abs(c) >= model.step / 2, np.cos(2 * np.pi * c / model.step), 0.0)
             if model.first_step:
                 values = np.clip(np.round(c / model.step).astype(np.int64), -model.span, model.span)
-                ratio = model.log_ratio[values + model.span]
-                double_map[first_row:last_row] += ratio
-                coded = values != 0
-                coded_map[first_row:last_row] += np.where(coded, ratio, 0.0)
-                coded_count[first_row:last_row] += coded
+                index = values + model.span
+                double_map[first_row:last_row] += model.log_ratio[index]
+                coded_map[first_row:last_row] += coded_tables[model.index][index]
+                coded_count[first_row:last_row] += values != 0
     if lattice_models:
         fit_map /= len(lattice_models)
     steps = tuple(m.step if m else 1 for m in models)
