@@ -157,7 +157,7 @@ class JpegTraces:
         steps: the estimated step per analysed frequency (1 = none found).
         first_steps: the first step of double quantization per frequency (0 = none).
         coded_log_ratio: ``float32`` ``(rows, cols)``: the same ratio summed over the coefficients
-            quantized to a non-zero value only (``None`` when not computed).
+            quantized to a non-zero value only.
         coded_count: ``float32`` ``(rows, cols)``: how many such coefficients each block has.
     """
 
@@ -167,8 +167,8 @@ class JpegTraces:
     grid_score: float
     steps: tuple[int, ...]
     first_steps: tuple[int, ...]
-    coded_log_ratio: np.ndarray | None = None
-    coded_count: np.ndarray | None = None
+    coded_log_ratio: np.ndarray
+    coded_count: np.ndarray
 
     @property
     def has_grid(self) -> bool:
@@ -233,7 +233,7 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     rows_total = max(0, (height - BLOCK) // BLOCK)
     empty = np.zeros((max(1, height // BLOCK), max(1, width // BLOCK)), np.float32)
     if rows_total < 2 or (width - BLOCK) // BLOCK < 2:
-        return JpegTraces(empty, empty.copy(), (0, 0), 0.0, (), ())
+        return JpegTraces(empty, empty.copy(), (0, 0), 0.0, (), (), empty.copy(), empty.copy())
 
     # Estimation on a sample of 16-row slabs starting at multiples of 8 rows: each holds one
     # block row at every vertical grid phase, and together they cost a few hundred rows of
@@ -244,7 +244,7 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     if grid_score < MIN_GRID_CONTRAST:
         rows, cols = (height - offset[0]) // BLOCK, (width - offset[1]) // BLOCK
         zeros = np.zeros((max(1, rows), max(1, cols)), np.float32)
-        return JpegTraces(zeros, zeros.copy(), offset, grid_score, (), ())
+        return JpegTraces(zeros, zeros.copy(), offset, grid_score, (), (), zeros.copy(), zeros.copy())
     aligned_sample = _slab_blocks(y_sample, offset)
     shifted_sample = _slab_blocks(y_sample, ((offset[0] + 4) % BLOCK, (offset[1] + 4) % BLOCK))
     picks = _sample_rows(aligned_sample.shape[0], ESTIMATION_BLOCKS, rng)
@@ -384,8 +384,6 @@ def coded_double_quantization(traces: JpegTraces) -> np.ndarray:
     sum over all coefficients reads flat areas as "saved once". The mean over the coded ones does
     not follow texture.
     """
-    if traces.coded_log_ratio is None or traces.coded_count is None:
-        raise ValueError("these traces carry no per-coefficient maps (computed by an older jpeg_traces)")
     window = (POOL_BLOCKS, POOL_BLOCKS)
     total = cv2.blur(traces.coded_log_ratio, window)
     count = cv2.blur(traces.coded_count, window)
@@ -393,11 +391,16 @@ def coded_double_quantization(traces: JpegTraces) -> np.ndarray:
     return np.where(enough, total / np.maximum(count, 1e-6), np.nan).astype(np.float32)
 
 
+def rank_within_photo(evidence: np.ndarray) -> np.ndarray:
+    """``evidence`` min-max scaled to [0, 1] within the photo, ``float32``; all zeros where it is
+    constant (nothing stands out)."""
+    low, high = float(evidence.min()), float(evidence.max())
+    scaled = (evidence - low) / (high - low) if high > low else np.zeros_like(evidence)
+    return scaled.astype(np.float32)
+
+
 def single_compression_rank(traces: JpegTraces) -> np.ndarray:
     """Per block, minus the pooled double-quantization ratio min-max scaled to [0, 1] within the photo:
     1 where a block looks most singly compressed relative to the rest, ``float32`` ``(rows, cols)``;
     all zeros for a photo whose ratio is constant (no JPEG history)."""
-    evidence = -pooled_double_quantization(traces)
-    low, high = float(evidence.min()), float(evidence.max())
-    scaled = (evidence - low) / (high - low) if high > low else np.zeros_like(evidence)
-    return scaled.astype(np.float32)
+    return rank_within_photo(-pooled_double_quantization(traces))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..jpeg_traces import (JpegTraces, block_map_to_size, coded_double_quantization, jpeg_traces,
-                           pooled_double_quantization)
+                           pooled_double_quantization, rank_within_photo)
 from .base import Evidence, EvidenceInputs, EvidenceMap, register_evidence
 
 #: Frequencies with a detected double quantization at which the trace counts as fully readable.
@@ -59,10 +59,8 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
     # The map ranks blocks within the photo: a pasted region is singly compressed *relative to its
     # host*; after a finer last save its absolute ratio rarely drops below 0. Blocks without
     # evidence sit at the host's level, neither pasted nor not.
-    evidence = -np.where(informative, ratio, host)
-    low, high = float(evidence.min()), float(evidence.max())
-    rank = (evidence - low) / (high - low) if high > low else np.zeros_like(evidence)
-    values = block_map_to_size(rank.astype(np.float32), traces.offset, image_size, size)
+    rank = rank_within_photo(-np.where(informative, ratio, host))
+    values = block_map_to_size(rank, traces.offset, image_size, size)
     reliability, strength, reason, numbers = read_single_compression(ratio, doubled, double_host_term(traces))
     details.update(numbers)
     return EvidenceMap("jpeg", values, reliability, reason, strength, details)
