@@ -127,7 +127,7 @@ def test_the_api_runs_the_papers_method_on_request(client):
     assert summary["probability"] == summary["model_probability"]
     fused, _, _ = _localize(client, EXAMPLES / "spliced_boat.jpg")
     assert fused["fusion"] == "evidence"
-    assert set(fused["evidence"]) == {"activation", "jpeg", "copy_move", "noise", "ela"}
+    assert set(fused["evidence"]) == {"activation", "jpeg", "jpeg_grid", "copy_move", "noise", "ela"}
     assert fused["model_probability"] == pytest.approx(summary["model_probability"], abs=1e-6)
 
 

@@ -88,6 +88,21 @@ def test_a_sure_specific_trace_takes_the_prior_over_from_the_vote():
     np.testing.assert_allclose(unreliable.prior, fuse([activation], None, settings).prior, atol=1e-6)
 
 
+def test_by_default_a_sure_area_off_the_jpeg_grid_takes_the_map_over_and_the_surest_trace_wins():
+    # The default settings (seventh study): the grid is not in the vote, only a take-over.
+    activation = reading("activation", square(left=40), 1.0)
+    grid = reading("jpeg_grid", square(), 1.0, strength=1.0)
+    fused = fuse([activation, grid], 0.3)
+    np.testing.assert_allclose(fused.prior, grid.map, atol=1e-6)
+    assert fused.weights["jpeg_grid"] == pytest.approx(1.0)
+    assert fused.probability == pytest.approx(1 - 0.7 * 0.5)  # the grid strength's verdict gain is 0.5
+    silent = fuse([activation, reading("jpeg_grid", square(), 1.0, strength=0.0)], 0.3)
+    np.testing.assert_allclose(silent.prior, fuse([activation], 0.3).prior, atol=1e-6)
+    # Two specific traces: the one with the larger reliability x strength takes over.
+    copy = reading("copy_move", square(top=25, left=5), 1.0, strength=0.5)
+    assert fuse([activation, reading("jpeg_grid", square(), 1.0, strength=0.4), copy], 0.3).weights["copy_move"] > 0.4
+
+
 def test_probability_combines_the_models_and_the_strengths():
     quiet = fuse([reading("a", square(), 1.0, 0.0)], 0.2, SETTINGS).probability
     strong = fuse([reading("a", square(), 1.0, 0.9)], 0.2, SETTINGS).probability
@@ -106,7 +121,7 @@ def test_unknown_evidence_lists_the_valid_names(contract_models):
         create_evidence("clone")
     with pytest.raises(UnknownNameError, match="jpeg"):
         Localizer(contract_models, evidence=["activation", "exif"])
-    assert {"activation", "jpeg", "copy_move", "noise", "ela"} <= set(evidence_names())
+    assert {"activation", "jpeg", "jpeg_grid", "copy_move", "noise", "ela"} <= set(evidence_names())
 
 
 def test_jpeg_evidence_is_silent_on_a_photo_never_jpeg_compressed():
@@ -209,7 +224,7 @@ def test_paper_mode_is_the_papers_pipeline(contract_models, splice):
     # The same networks ran in both modes: the activation and the models' probability agree.
     np.testing.assert_allclose(by_evidence.activation, by_paper.activation, atol=1e-6)
     assert by_evidence.model_probability == pytest.approx(by_paper.probability)
-    assert list(by_evidence.evidence) == ["activation", "jpeg", "copy_move", "noise", "ela"]
+    assert list(by_evidence.evidence) == ["activation", "jpeg", "jpeg_grid", "copy_move", "noise", "ela"]
 
 
 def test_evidence_mode_reports_each_evidence_in_the_json(contract_models, splice):

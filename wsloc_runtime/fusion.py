@@ -15,7 +15,7 @@ that its silence is neutral.
 
 A vote still lets the coarse activation outweigh a trace that is specific where it speaks: a
 copy whose matches agree on one geometric transform, a compact area saved once inside a doubly
-compressed photo. So the activation steps back when such a trace is sure
+compressed photo, a compact area off the JPEG grid that the rest of the photo sits on. So the activation steps back when such a trace is sure
 (``yield_to_specific``), and the surest of them then takes the prior over,
 
     prior <- (1 - c) prior + c e_k,   c = min(1, g r_k s_k),
@@ -46,7 +46,7 @@ FUSION_MODES = {
 }
 DEFAULT_FUSION = "evidence"
 #: Evidences computed in ``evidence`` mode, in panel order.
-DEFAULT_EVIDENCE = ("activation", "jpeg", "copy_move", "noise", "ela")
+DEFAULT_EVIDENCE = ("activation", "jpeg", "jpeg_grid", "copy_move", "noise", "ela")
 
 
 def check_fusion(mode: str) -> str:
@@ -60,8 +60,9 @@ class FusionSettings:
     """The fusion's global constants (one setting for every photo; ``docs/fusion.md``).
 
     Attributes:
-        map_gain: ``w_i`` per evidence in the vote (missing = 0: not in the vote; copy-move
-            speaks through ``override_by`` alone, since its map is all or nothing).
+        map_gain: ``w_i`` per evidence in the vote (missing = 0: not in the vote; copy-move and
+            the JPEG grid speak through ``override_by`` alone: copy-move's map is all or nothing,
+            and the grid's ranks blocks even where no region is off it, seventh study).
         strength_gain: per evidence, how far a full-strength, fully reliable reading raises
             P(manipulated) in the verdict (missing = 0).
         model_gain: weight of the models' probability in the verdict's noisy-OR.
@@ -75,9 +76,9 @@ class FusionSettings:
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
-        "activation": 0.6, "jpeg": 2.0, "copy_move": 0.0, "noise": 0.5, "ela": 0.0})
+        "activation": 0.6, "jpeg": 2.0, "jpeg_grid": 0.0, "copy_move": 0.0, "noise": 0.5, "ela": 0.0})
     strength_gain: Mapping[str, float] = field(default_factory=lambda: {
-        "jpeg": 0.5, "copy_move": 0.95, "noise": 0.0})
+        "jpeg": 0.5, "jpeg_grid": 0.5, "copy_move": 0.95, "noise": 0.0})
     model_gain: float = 1.0
     yield_to_specific: float = 0.8
     #: Maps read as they are in the vote; the others are one-sided (read as ``(1 + e) / 2``).
@@ -85,7 +86,7 @@ class FusionSettings:
     #: Maps are clipped to [floor, 1 - floor] before the logit, so one pixel cannot veto.
     logit_floor: float = 0.01
     #: Specific traces that take the prior over where they are sure (``c = min(1, gain r s)``).
-    override_by: tuple[str, ...] = ("jpeg", "copy_move")
+    override_by: tuple[str, ...] = ("jpeg", "jpeg_grid", "copy_move")
     override_gain: float = 1.0
     #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.2719, 0.8287)

@@ -59,6 +59,9 @@ OFFSET_BLOCKS = 512
 #: Each coefficient's log-likelihood ratio is clipped to +-this, so that one outlier
 #: coefficient cannot decide a block.
 LLR_CLIP = 8.0
+#: A block with more than this share of pixels clipped to 0 or 255 is left out of the grid fit:
+#: decoding rounds and clips, and a clipped block leaves its lattice though nobody edited it.
+MAX_CLIPPED_SHARE = 0.1
 #: Rows per strip when mapping (a multiple of the block size).
 STRIP_ROWS = 512
 
@@ -159,6 +162,10 @@ class JpegTraces:
         coded_log_ratio: ``float32`` ``(rows, cols)``: the same ratio summed over the coefficients
             quantized to a non-zero value only.
         coded_count: ``float32`` ``(rows, cols)``: how many such coefficients each block has.
+        grid_fit_sum: ``float32`` ``(rows, cols)``: sum of ``cos(2 pi c / q)`` over the coefficients
+            that the estimated lattice codes to a non-zero value (``|c| >= q / 2``), in blocks without
+            clipped pixels (clipping to 0 or 255 after decoding moves a block off its lattice).
+        grid_fit_count: ``float32`` ``(rows, cols)``: how many coefficients ``grid_fit_sum`` holds.
     """
 
     double_quantization: np.ndarray
@@ -169,6 +176,8 @@ class JpegTraces:
     first_steps: tuple[int, ...]
     coded_log_ratio: np.ndarray
     coded_count: np.ndarray
+    grid_fit_sum: np.ndarray
+    grid_fit_count: np.ndarray
 
     @property
     def has_grid(self) -> bool:
@@ -233,7 +242,8 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     rows_total = max(0, (height - BLOCK) // BLOCK)
     empty = np.zeros((max(1, height // BLOCK), max(1, width // BLOCK)), np.float32)
     if rows_total < 2 or (width - BLOCK) // BLOCK < 2:
-        return JpegTraces(empty, empty.copy(), (0, 0), 0.0, (), (), empty.copy(), empty.copy())
+        return JpegTraces(empty, empty.copy(), (0, 0), 0.0, (), (), empty.copy(), empty.copy(), empty.copy(),
+                          empty.copy())
 
     # Estimation on a sample of 16-row slabs starting at multiples of 8 rows: each holds one
     # block row at every vertical grid phase, and together they cost a few hundred rows of
@@ -244,7 +254,8 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     if grid_score < MIN_GRID_CONTRAST:
         rows, cols = (height - offset[0]) // BLOCK, (width - offset[1]) // BLOCK
         zeros = np.zeros((max(1, rows), max(1, cols)), np.float32)
-        return JpegTraces(zeros, zeros.copy(), offset, grid_score, (), (), zeros.copy(), zeros.copy())
+        return JpegTraces(zeros, zeros.copy(), offset, grid_score, (), (), zeros.copy(), zeros.copy(), zeros.copy(),
+                          zeros.copy())
     aligned_sample = _slab_blocks(y_sample, offset)
     shifted_sample = _slab_blocks(y_sample, ((offset[0] + 4) % BLOCK, (offset[1] + 4) % BLOCK))
     picks = _sample_rows(aligned_sample.shape[0], ESTIMATION_BLOCKS, rng)
@@ -259,6 +270,8 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     fit_map = np.zeros((rows, cols), np.float32)
     coded_map = np.zeros((rows, cols), np.float32)
     coded_count = np.zeros((rows, cols), np.float32)
+    grid_fit_count = np.zeros((rows, cols), np.float32)
+    unclipped = np.zeros((rows, cols), bool)
     lattice_models = [m for m in models if m is not None]
     # The same ratios with the zero bin's set to 0: one lookup gives the coded coefficients' sum.
     coded_tables = {m.index: np.where(np.arange(m.log_ratio.size) == m.span, 0.0, m.log_ratio).astype(np.float32)
@@ -267,22 +280,37 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     for first_row in range(0, rows, strip_blocks):
         last_row = min(rows, first_row + strip_blocks)
         top = dy + first_row * BLOCK
-        y = luminance(rgb[top : dy + last_row * BLOCK, dx : dx + cols * BLOCK])
+        strip = rgb[top : dy + last_row * BLOCK, dx : dx + cols * BLOCK]
+        y = luminance(strip)
         coefficients = block_dct(y)
+        unclipped[first_row:last_row] = _clipped_share(strip) <= MAX_CLIPPED_SHARE
         for model in lattice_models:
             c = coefficients[..., model.index]
-            fit_map[first_row:last_row] += np.where(np.abs(c) >= model.step / 2, np.cos(2 * np.pi * c / model.step), 0.0)
+            coded = np.abs(c) >= model.step / 2
+            fit_map[first_row:last_row] += np.where(coded, np.cos(2 * np.pi * c / model.step), 0.0)
+            grid_fit_count[first_row:last_row] += coded
             if model.first_step:
                 values = np.clip(np.round(c / model.step).astype(np.int64), -model.span, model.span)
                 index = values + model.span
                 double_map[first_row:last_row] += model.log_ratio[index]
                 coded_map[first_row:last_row] += coded_tables[model.index][index]
                 coded_count[first_row:last_row] += values != 0
+    grid_fit_sum = np.where(unclipped, fit_map, 0.0).astype(np.float32)
+    grid_fit_count *= unclipped
     if lattice_models:
         fit_map /= len(lattice_models)
     steps = tuple(m.step if m else 1 for m in models)
     firsts = tuple(m.first_step if m else 0 for m in models)
-    return JpegTraces(double_map, fit_map, offset, grid_score, steps, firsts, coded_map, coded_count)
+    return JpegTraces(double_map, fit_map, offset, grid_score, steps, firsts, coded_map, coded_count,
+                      grid_fit_sum, grid_fit_count)
+
+
+def _clipped_share(rgb_strip: np.ndarray) -> np.ndarray:
+    """Per whole 8x8 block of an RGB strip, the share of pixels with a channel at 0 or 255."""
+    rows, cols = rgb_strip.shape[0] // BLOCK, rgb_strip.shape[1] // BLOCK
+    inside = cv2.inRange(np.ascontiguousarray(rgb_strip[: rows * BLOCK, : cols * BLOCK]), (1, 1, 1), (254, 254, 254))
+    # Area interpolation by exactly 8 is the mean over each block.
+    return 1.0 - cv2.resize(inside.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA) / 255.0
 
 
 def _slab_blocks(y_slabs: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
@@ -387,6 +415,22 @@ def coded_double_quantization(traces: JpegTraces) -> np.ndarray:
     window = (POOL_BLOCKS, POOL_BLOCKS)
     total = cv2.blur(traces.coded_log_ratio, window)
     count = cv2.blur(traces.coded_count, window)
+    enough = count >= MIN_CODED_PER_BLOCK
+    return np.where(enough, total / np.maximum(count, 1e-6), np.nan).astype(np.float32)
+
+
+def grid_fit_per_coefficient(traces: JpegTraces) -> np.ndarray:
+    """Per block, the mean ``cos(2 pi c / q)`` over the coefficients the photo's own lattice codes to
+    a non-zero value, pooled over POOL_BLOCKS x POOL_BLOCKS blocks; ``float32`` ``(rows, cols)`` in
+    [-1, 1] (about 1 on the lattice, about 0 off it), NaN where the window holds too few coded
+    coefficients or the photo has no lattice.
+
+    Why per coded coefficient (as :func:`coded_double_quantization`): a flat block codes almost
+    nothing, and counting its silent coefficients as "off the lattice" would mark flat areas.
+    """
+    window = (POOL_BLOCKS, POOL_BLOCKS)
+    total = cv2.blur(traces.grid_fit_sum, window)
+    count = cv2.blur(traces.grid_fit_count, window)
     enough = count >= MIN_CODED_PER_BLOCK
     return np.where(enough, total / np.maximum(count, 1e-6), np.nan).astype(np.float32)
 

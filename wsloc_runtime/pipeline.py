@@ -414,9 +414,9 @@ class Localizer:
 
         fused_mode = self.fusion == "evidence"
         traces = None
-        if self._needs_traces() or (fused_mode and any(e.name == "jpeg" for e in self.evidence)):
+        if self._needs_traces() or (fused_mode and any(e.name in ("jpeg", "jpeg_grid") for e in self.evidence)):
             report(0.05, "JPEG traces")
-            traces = jpeg_traces(rgb)  # one analysis for the models' inputs and the jpeg evidence
+            traces = jpeg_traces(rgb)  # one analysis for the models' inputs and both JPEG evidences
             lap("jpeg_traces")
         report(0.1, "error levels")
         inputs, (work_sel,) = self._network_inputs(rgb, extra_sizes=[work], traces=traces)

@@ -25,6 +25,6 @@ __all__ = [
 ]
 
 # Each module registers its evidence on import.
-from . import activation, ela, jpeg  # noqa: E402,F401
+from . import activation, ela, jpeg, jpeg_grid  # noqa: E402,F401
 from . import noise  # noqa: E402,F401
 from . import copy_move  # noqa: E402,F401
