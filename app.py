@@ -532,8 +532,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                                     label="Heatmap opacity (0 = photo only, 1 = heatmap only)")
                 fusion = gr.Radio(list(FUSION_CHOICES), value=next(iter(FUSION_CHOICES)), elem_id="fusion",
                                   label="What the map rests on",
-                                  info="All the evidence: the detectors plus JPEG history, copy-move and noise "
-                                       "traces, each weighted by how readable it is on the photo. The paper's "
+                                  info="All the evidence: the detectors plus JPEG history, JPEG grid, copy-move and "
+                                       "noise traces, each weighted by how readable it is on the photo. The paper's "
                                        "method: the detectors' attention alone.")
                 button = gr.Button("Analyse", variant="primary", elem_id="analyse")
             with gr.Column(scale=5):
