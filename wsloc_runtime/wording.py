@@ -54,13 +54,18 @@ def evidence_caption(title: str, reliability: float, share: float, reason: str) 
     return text
 
 
+def _mid_sentence(title: str) -> str:
+    """A panel title inside a sentence: "Copy-move" -> "copy-move", "JPEG history" stays."""
+    return title if title[:2].isupper() else title[:1].lower() + title[1:]
+
+
 def drivers_sentence(titles: dict[str, str], shares: dict[str, float]) -> str:
-    """Which evidence drove the result: ``Mostly copy-move (81%), then JPEG history (12%).``"""
+    """Which evidence drove the result: ``The map rests mostly on copy-move (81%), then JPEG history (12%).``"""
     ranked = [(name, share) for name, share in sorted(shares.items(), key=lambda item: -item[1]) if share >= 0.05]
     if not ranked:
         return "No trace found a sign of editing strong enough to shape the map."
     first, *rest = ranked
-    text = f"The map rests mostly on {titles.get(first[0], first[0]).lower()} ({first[1]:.0%})"
+    text = f"The map rests mostly on {_mid_sentence(titles.get(first[0], first[0]))} ({first[1]:.0%})"
     if rest:
-        text += ", then " + ", ".join(f"{titles.get(n, n).lower()} ({s:.0%})" for n, s in rest)
+        text += ", then " + ", ".join(f"{_mid_sentence(titles.get(n, n))} ({s:.0%})" for n, s in rest)
     return text + "."

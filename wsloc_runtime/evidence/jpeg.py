@@ -13,6 +13,7 @@ frequencies -> 1.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..jpeg_traces import (JpegTraces, block_map_to_size, coded_double_quantization, jpeg_traces,
@@ -87,8 +88,6 @@ def read_single_compression(ratio: np.ndarray, doubled: int, double_host: float)
     has nothing to compare against); the sign of editing is a compact minority of the photo that
     looks saved once relative to the host, as a pasted region would.
     """
-    import cv2
-
     informative = np.isfinite(ratio)
     share_informative = float(informative.mean())
     host = float(np.median(ratio[informative])) if informative.any() else 0.0
@@ -98,11 +97,8 @@ def read_single_compression(ratio: np.ndarray, doubled: int, double_host: float)
         spread = max(float(q75 - q25) / 1.349, 1e-3)
     else:
         spread = 1.0
-    flagged = (informative & (ratio <= host - SINGLE_SPREADS * spread)).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(flagged, connectivity=8)
-    largest = float(stats[1:, cv2.CC_STAT_AREA].max()) / flagged.size if count > 1 else 0.0
-    # A pasted region is a minority of the photo: a "single" area over half of it is the host.
-    strength = min(1.0, largest / STRENGTH_AREA) * float(np.clip((0.5 - largest) / 0.25, 0.0, 1.0)) * reliability
+    largest = largest_area_share(informative & (ratio <= host - SINGLE_SPREADS * spread))
+    strength = minority_area_strength(largest, STRENGTH_AREA) * reliability
     numbers = {"host_ratio_per_coefficient": round(host, 4), "largest_single_area": round(largest, 4)}
     if reliability < UNREADABLE:
         reason = ("the photo looks JPEG-compressed once only (or resized between saves): there is no earlier "
@@ -115,17 +111,40 @@ def read_single_compression(ratio: np.ndarray, doubled: int, double_host: float)
     return reliability, strength, reason, numbers
 
 
+def largest_area_share(flagged: np.ndarray) -> float:
+    """The largest 8-connected area of ``flagged`` (``bool`` block map), as a share of the map."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(flagged.astype(np.uint8), connectivity=8)
+    return float(stats[1:, cv2.CC_STAT_AREA].max()) / flagged.size if count > 1 else 0.0
+
+
+def minority_area_strength(largest: float, saturating_area: float) -> float:
+    """In [0, 1]: an odd area's share of the photo read as a sign of editing, full from
+    ``saturating_area`` on. An edited region is a minority of the photo: an odd area over half of
+    it is the host, so the strength falls back to 0 between a quarter and a half."""
+    return min(1.0, largest / saturating_area) * float(np.clip((0.5 - largest) / 0.25, 0.0, 1.0))
+
+
 def jpeg_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None) -> EvidenceMap:
     """The ``jpeg`` evidence of ``rgb`` (``HxWx3`` ``uint8`` at its own resolution) at ``size``."""
     return evidence_from_traces(jpeg_traces(rgb), rgb.shape[:2], size or rgb.shape[:2])
 
 
-@register_evidence("jpeg", "double-quantization evidence on the 8x8 JPEG grid: regions that look singly compressed")
-class JpegEvidence(Evidence):
-    name = "jpeg"
-    title = "JPEG history"
+class JpegTracesEvidence(Evidence):
+    """An evidence read from the photo's :class:`JpegTraces` (the pipeline's, when it computed them
+    for the models, so that the block DCT runs once per photo)."""
+
+    @staticmethod
+    def from_traces(traces: JpegTraces, image_size: tuple[int, int], size: tuple[int, int]) -> EvidenceMap:
+        raise NotImplementedError
 
     def compute(self, inputs: EvidenceInputs) -> EvidenceMap:
         native = inputs.native
         traces = inputs.jpeg if inputs.jpeg is not None else jpeg_traces(native)
-        return evidence_from_traces(traces, native.shape[:2], inputs.working_size)
+        return self.from_traces(traces, native.shape[:2], inputs.working_size)
+
+
+@register_evidence("jpeg", "double-quantization evidence on the 8x8 JPEG grid: regions that look singly compressed")
+class JpegEvidence(JpegTracesEvidence):
+    name = "jpeg"
+    title = "JPEG history"
+    from_traces = staticmethod(evidence_from_traces)

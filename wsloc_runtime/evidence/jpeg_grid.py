@@ -25,11 +25,11 @@ authentic photos and 4 % of casia1-train's, and in 93 % of the synthesized splic
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from ..jpeg_traces import JpegTraces, block_map_to_size, grid_fit_per_coefficient, jpeg_traces, rank_within_photo
-from .base import Evidence, EvidenceInputs, EvidenceMap, register_evidence
+from .base import EvidenceMap, register_evidence
+from .jpeg import JpegTracesEvidence, largest_area_share, minority_area_strength
 
 #: A block is off the grid when its fit is this far below the host's (off-lattice blocks read
 #: about 0, the host 0.8-0.9 on photos saved as JPEG once or twice).
@@ -65,11 +65,8 @@ def grid_evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], s
     reliability = (min(1.0, lattice_frequencies / FULL_RELIABILITY_FREQUENCIES)
                    * min(1.0, float(informative.mean()) / 0.5)
                    * float(np.clip((host - HOST_FIT_UNREADABLE) / (HOST_FIT_READABLE - HOST_FIT_UNREADABLE), 0.0, 1.0)))
-    off_grid = (informative & (fit <= host - OFF_GRID_DROP)).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(off_grid, connectivity=8)
-    largest = float(stats[1:, cv2.CC_STAT_AREA].max()) / off_grid.size if count > 1 else 0.0
-    # An off-grid area over half the photo is the host itself, not a paste.
-    strength = min(1.0, largest / STRENGTH_AREA) * float(np.clip((0.5 - largest) / 0.25, 0.0, 1.0)) * reliability
+    largest = largest_area_share(informative & (fit <= host - OFF_GRID_DROP))
+    strength = minority_area_strength(largest, STRENGTH_AREA) * reliability
     rank = rank_within_photo(-np.where(informative, fit, host))
     values = block_map_to_size(rank, traces.offset, image_size, size)
     details.update({"host_fit": round(host, 4), "largest_off_grid_area": round(largest, 4)})
@@ -96,11 +93,7 @@ def jpeg_grid_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None) -> 
 
 @register_evidence("jpeg_grid", "blocks off the photo's 8x8 JPEG lattice: regions pasted, moved or resampled "
                                 "after its JPEG save (read on photos saved losslessly since)")
-class JpegGridEvidence(Evidence):
+class JpegGridEvidence(JpegTracesEvidence):
     name = "jpeg_grid"
     title = "JPEG grid"
-
-    def compute(self, inputs: EvidenceInputs) -> EvidenceMap:
-        native = inputs.native
-        traces = inputs.jpeg if inputs.jpeg is not None else jpeg_traces(native)
-        return grid_evidence_from_traces(traces, native.shape[:2], inputs.working_size)
+    from_traces = staticmethod(grid_evidence_from_traces)
