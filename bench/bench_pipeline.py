@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import PHOTO_SIZES, machine, result_name, synth_photo_jpeg, table, write_result
-from wsloc_runtime.fusion import DEFAULT_FUSION, FUSION_MODES
+from wsloc_runtime.fusion import DEFAULT_EVIDENCE, DEFAULT_FUSION, FUSION_MODES
 from wsloc_runtime.views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 REPO = Path(__file__).resolve().parents[1]
-STAGE_COLUMNS = ["decode", "jpeg_traces", "sel", "evidence_jpeg", "evidence_copy_move", "evidence_noise",
-                 "evidence_ela", "wcbnet2", "wcbnet3", "wcbnet4", "cam", "evidence_fusion", "segmenter",
-                 "similarity", "enhancement", "encode"]
+#: One column per model-free evidence the default pipeline computes (the activation is the models').
+EVIDENCE_COLUMNS = [f"evidence_{name}" for name in DEFAULT_EVIDENCE if name != "activation"]
+STAGE_COLUMNS = ["decode", "jpeg_traces", "sel", *EVIDENCE_COLUMNS, "wcbnet2", "wcbnet3", "wcbnet4", "cam",
+                 "evidence_fusion", "segmenter", "similarity", "enhancement", "encode"]
 
 
 def peak_rss_mb() -> float:
@@ -171,8 +172,8 @@ def main(argv=None) -> int:
     out = write_result(result_name("pipeline", args.models, args.views) + f"_{args.fusion}", payload, args.out)
     print("wall time per stage (ms), total wall and CPU time (s), peak RSS:")
     print(table(["size", *[f"{k} ms" for k in STAGE_COLUMNS], "total s", "CPU s", "peak RSS MB"], rows))
-    cpu_columns = ["decode", "jpeg_traces", "sel", "evidence_jpeg", "evidence_copy_move", "evidence_noise",
-                   "evidence_ela", "wcbnet2", "wcbnet3", "wcbnet4", "segmenter", "similarity+enhancement", "encode"]
+    cpu_columns = ["decode", "jpeg_traces", "sel", *EVIDENCE_COLUMNS, "wcbnet2", "wcbnet3", "wcbnet4", "segmenter",
+                   "similarity+enhancement", "encode"]
     cpu_rows = [[size, *[round(r["stages_s"].get(f"cpu:{k}", 0.0) * 1000) for k in cpu_columns]]
                 for size, r in results.items() if "stages_s" in r]
     print("process CPU time per stage (ms; a model's column includes its Grad-CAM):")

@@ -76,7 +76,7 @@ class FusionSettings:
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
-        "activation": 0.6, "jpeg": 2.0, "jpeg_grid": 0.0, "copy_move": 0.0, "noise": 0.5, "ela": 0.0})
+        "activation": 0.6, "jpeg": 2.0, "jpeg_grid": 0.0, "copy_move": 0.0, "noise": 1.0, "ela": 0.0})
     strength_gain: Mapping[str, float] = field(default_factory=lambda: {
         "jpeg": 0.5, "jpeg_grid": 0.5, "copy_move": 0.95, "noise": 0.0})
     model_gain: float = 1.0
