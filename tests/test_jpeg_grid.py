@@ -50,6 +50,15 @@ def test_a_region_pasted_after_the_jpeg_save_is_off_the_grid(quality):
     assert "does not" in result.reason
 
 
+@pytest.mark.parametrize("top, left", [(3, 5), (7, 1)])
+def test_a_crop_moves_the_grid_and_the_paste_is_still_found(top, left):
+    image, mask = spliced_then_saved_losslessly(85)
+    cropped, truth = np.ascontiguousarray(image[top:, left:]), mask[top:, left:]
+    result = read(cropped)
+    assert result.details["grid_offset"] == [(8 - top) % 8, (8 - left) % 8]
+    assert result.strength > 0.8 and roc_auc(result.map, truth) > 0.95
+
+
 def test_a_region_moved_off_the_grid_within_the_photo_is_found():
     host, _ = pil_jpeg(photo(), 85)
     image, mask = host.copy(), np.zeros(host.shape[:2], bool)
