@@ -201,6 +201,8 @@ def _settings_from(args):
         changes["override_gain"] = args.override_gain
     if args.yield_to_specific is not None:
         changes["yield_to_specific"] = args.yield_to_specific
+    if args.base_rate is not None:
+        changes["base_rate"] = args.base_rate
     if args.override_by is not None:
         changes["override_by"] = tuple(args.override_by)
     return replace(DEFAULT_SETTINGS, **changes)
@@ -225,6 +227,7 @@ def main(argv=None) -> int:
     score.add_argument("--map-gain", nargs="*", default=[], metavar="NAME=GAIN")
     score.add_argument("--override-gain", type=float, default=None)
     score.add_argument("--yield-to-specific", type=float, default=None)
+    score.add_argument("--base-rate", type=float, default=None, help="prior P(edited) of a pixel in the vote")
     score.add_argument("--override-by", nargs="+", default=None, metavar="NAME",
                        help="the specific traces that may take the prior over (default: the runtime's)")
     score.add_argument("--enhance", action="store_true", help="score after the region step and Bayes update")

@@ -103,6 +103,20 @@ def test_by_default_a_sure_area_off_the_jpeg_grid_takes_the_map_over_and_the_sur
     assert fuse([activation, reading("jpeg_grid", square(), 1.0, strength=0.4), copy], 0.3).weights["copy_move"] > 0.4
 
 
+def test_a_base_rate_shifts_the_vote_in_log_odds_and_leaves_its_ranking():
+    from dataclasses import replace
+
+    values = square()
+    values[values == 0] = 0.3
+    even = fuse([reading("a", values, 1.0)], None, SETTINGS).prior
+    rare = fuse([reading("a", values, 1.0)], None, replace(SETTINGS, base_rate=0.2)).prior
+    assert rare[0, 0] == pytest.approx(1 / (1 + np.exp(-(logit(0.2) + logit(0.3)))), abs=1e-6)
+    assert even[0, 0] == pytest.approx(0.3, abs=1e-6)
+    np.testing.assert_array_equal(np.argsort(rare, axis=None, kind="stable"), np.argsort(even, axis=None, kind="stable"))
+    with pytest.raises(ValueError, match="base_rate"):
+        fuse([reading("a", values, 1.0)], None, replace(SETTINGS, base_rate=0.0))
+
+
 def test_probability_combines_the_models_and_the_strengths():
     quiet = fuse([reading("a", square(), 1.0, 0.0)], 0.2, SETTINGS).probability
     strong = fuse([reading("a", square(), 1.0, 0.9)], 0.2, SETTINGS).probability

@@ -4,9 +4,11 @@ The paper makes a coarse activation precise by Bayes' rule with a region as evid
 prior of that step is every evidence at once, each read as a likelihood ratio in log-odds and
 added, as independent evidence combines under Bayes' rule (a log-linear pool):
 
-    z(x) = sum_i w_i r_i logit(e~_i(x)),   prior(x) = sigmoid(z(x)),
+    z(x) = logit(b) + sum_i w_i r_i logit(e~_i(x)),   prior(x) = sigmoid(z(x)),
 
-with ``r_i`` the evidence's reliability on this photo, ``w_i`` a global gain (how far a fully
+with ``b`` the base rate (the prior odds that a pixel was edited before any evidence is read;
+without it a photo where every trace is silent would sit at even odds, as if half of it were
+edited), ``r_i`` the evidence's reliability on this photo, ``w_i`` a global gain (how far a fully
 reliable map of that kind is trusted; chosen on the development sets, ``docs/fusion.md``) and
 ``e~_i`` its map read as a probability. Two-sided maps (the activation; the JPEG map, whose low
 end means "saved twice like the rest of the photo") are read as they are; a one-sided map
@@ -73,6 +75,7 @@ class FusionSettings:
         override_by: the specific traces of which the surest replaces the vote by its own map,
             in proportion ``min(1, override_gain * r * strength)``.
         override_gain: how soon a specific trace takes over (1: in proportion to r * strength).
+        base_rate: the vote's prior P(edited) of a pixel, in (0, 1) (0.5 adds nothing).
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
@@ -88,6 +91,8 @@ class FusionSettings:
     #: Specific traces that take the prior over where they are sure (``c = min(1, gain r s)``).
     override_by: tuple[str, ...] = ("jpeg", "jpeg_grid", "copy_move")
     override_gain: float = 1.0
+    #: Prior probability that a pixel was edited, before any evidence (0.5: no base rate).
+    base_rate: float = 0.5
     #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.2719, 0.8287)
 
@@ -141,7 +146,9 @@ def fuse(readings: Sequence[EvidenceMap], model_probability: float | None,
         raise ValueError("fusion needs at least one evidence")
     shape = readings[0].map.shape
     floor = settings.logit_floor
-    log_odds = np.zeros(shape, np.float64)
+    if not 0.0 < settings.base_rate < 1.0:
+        raise ValueError(f"base_rate must be in (0, 1), got {settings.base_rate}")
+    log_odds = np.full(shape, np.log(settings.base_rate / (1.0 - settings.base_rate)), np.float64)
     gains: dict[str, float] = {}
     specific = max([r.reliability * r.strength for r in readings if r.name != "activation"], default=0.0)
     for reading in readings:
