@@ -73,8 +73,9 @@ def grid_evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], s
     if reliability < UNREADABLE:
         reason = "the photo's blocks sit only loosely on a JPEG lattice: regions cannot be told apart by it"
     elif largest >= 0.005:
-        reason = (f"the photo sits on one JPEG grid, but an area of {largest:.0%} of it does not, as a region "
-                  "pasted, moved or resampled after that JPEG save would")
+        area = f"an area of {largest:.0%} of it" if largest >= 0.01 else "a small area of it"
+        reason = (f"the photo sits on one JPEG grid, but {area} does not, as a region pasted, moved or "
+                  "resampled after that JPEG save would")
     else:
         reason = ("the whole photo sits on its JPEG grid: no region was pasted after its last JPEG save "
                   "(one pasted before it would sit on the grid too)")
