@@ -187,6 +187,21 @@ def rule_summary(fused: dict[str, dict], singles: dict[str, dict[str, dict]]) ->
             "mean_auc": round(float(np.mean([v["auc"] for v in fused.values()])), 4)}
 
 
+def singles_table(fused: dict[str, dict], singles: dict[str, dict[str, dict]]) -> str:
+    """Markdown: one row per map (the fused prior, the paper's enhanced map, each single evidence),
+    one column per set, ``AUC / F1`` in each cell."""
+    sets = list(fused)
+    names = ["fused"] + [n for n in singles[sets[0]]]
+    lines = ["| map | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]
+    for name in names:
+        cells = []
+        for s in sets:
+            score = fused[s] if name == "fused" else singles[s].get(name)
+            cells.append(f"{score['auc']:.3f} / {score['f1']:.3f}" if score else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _settings_from(args):
     from dataclasses import replace
 
@@ -230,6 +245,8 @@ def main(argv=None) -> int:
     score.add_argument("--base-rate", type=float, default=None, help="prior P(edited) of a pixel in the vote")
     score.add_argument("--override-by", nargs="+", default=None, metavar="NAME",
                        help="the specific traces that may take the prior over (default: the runtime's)")
+    score.add_argument("--singles", action="store_true",
+                       help="also print every single map's scores per set, as a markdown table")
     score.add_argument("--enhance", action="store_true", help="score after the region step and Bayes update")
     args = parser.parse_args(argv)
     if args.command == "score":
@@ -249,6 +266,8 @@ def main(argv=None) -> int:
             print(f"{name}: fused F1 {fused[name]['f1']:.3f} AUC {fused[name]['auc']:.3f} (n={fused[name]['n']}); "
                   f"best single F1 {best_f1[0]} {best_f1[1]['f1']:.3f}, AUC {best_auc[0]} {best_auc[1]['auc']:.3f}")
         print(rule_summary(fused, singles))
+        if args.singles:
+            print(singles_table(fused, singles))
         return 0
     if args.command == "cache":
         localizer = None
