@@ -258,7 +258,7 @@ def test_unknown_fusion_lists_the_modes(contract_models):
 
 
 def test_the_study_scores_the_runtime_fusion_and_the_rule_on_cached_records():
-    from export.fusion_study import rule_summary, score_setting, score_singles
+    from export.fusion_study import rule_summary, score_setting, score_singles, singles_table
 
     truth = np.zeros((40, 60), bool)
     truth[10:22, 20:32] = True
@@ -274,3 +274,6 @@ def test_the_study_scores_the_runtime_fusion_and_the_rule_on_cached_records():
     assert singles["copy_move"]["f1"] == pytest.approx(1.0) and singles["activation"]["f1"] == 0.0
     summary = rule_summary({"a": fused}, {"a": singles})
     assert summary == {"worst_shortfall": 0.0, "mean_f1": 1.0, "mean_auc": 1.0}
+    table = singles_table({"a": fused}, {"a": singles}).splitlines()
+    assert table[0] == "| map | a |" and table[2] == "| fused | 1.000 / 1.000 |"
+    assert table[3:] == ["| paper | 0.468 / 0.000 |", "| activation | 0.468 / 0.000 |", "| copy_move | 1.000 / 1.000 |"]
