@@ -70,7 +70,11 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
         if truth.shape != rgb.shape[:2]:
             continue
         record = dict(existing)
-        if localizer is not None and "activation" not in record:
+        run_models = localizer is not None and "activation" not in record
+        # One analysis of the JPEG grid for the cached ratio and every evidence that reads it.
+        traces = (jpeg_traces(rgb) if run_models or any(evidences[n].reads_jpeg_traces for n in missing)
+                  else None)
+        if run_models:
             result = localizer.localize(rgb)
             size = result.working_size
             record.update(activation=result.activation.astype(np.float16),
@@ -79,7 +83,6 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
                           image=result.image,
                           regions=np.packbits(result.regions.masks, axis=None),
                           regions_shape=np.array(result.regions.masks.shape, np.int32))
-            traces = jpeg_traces(rgb)
             record["pooled_dq"] = block_map_to_size(pooled_double_quantization(traces), traces.offset,
                                                     rgb.shape[:2], size).astype(np.float16)
             record["jpeg_has_grid"] = np.bool_(traces.has_grid)
@@ -88,7 +91,7 @@ def cache_set(name: str, data: Path, out: Path, localizer, evidence: list[str], 
         size = image.shape[:2]
         record["truth"] = cv2.resize(truth.astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
         record["tampered"] = np.bool_(truth.any())
-        inputs = EvidenceInputs(image=image, full=rgb)
+        inputs = EvidenceInputs(image=image, full=rgb, jpeg=traces)
         for n in missing:
             reading = evidences[n].compute(inputs)
             record[f"ev_{n}"] = reading.map.astype(np.float16)

@@ -17,8 +17,9 @@ that its silence is neutral.
 
 A vote still lets the coarse activation outweigh a trace that is specific where it speaks: a
 copy whose matches agree on one geometric transform, a compact area saved once inside a doubly
-compressed photo, a compact area off the JPEG grid that the rest of the photo sits on. So the activation steps back when such a trace is sure
-(``yield_to_specific``), and the surest of them then takes the prior over,
+compressed photo, a compact area off the JPEG grid that the rest of the photo sits on. So the
+activation steps back when such a trace is sure (``yield_to_specific``), and the surest of them
+then takes the prior over,
 
     prior <- (1 - c) prior + c e_k,   c = min(1, g r_k s_k),
 

@@ -242,8 +242,7 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     rows_total = max(0, (height - BLOCK) // BLOCK)
     empty = np.zeros((max(1, height // BLOCK), max(1, width // BLOCK)), np.float32)
     if rows_total < 2 or (width - BLOCK) // BLOCK < 2:
-        return JpegTraces(empty, empty.copy(), (0, 0), 0.0, (), (), empty.copy(), empty.copy(), empty.copy(),
-                          empty.copy())
+        return _without_lattice(empty.shape, (0, 0), 0.0)
 
     # Estimation on a sample of 16-row slabs starting at multiples of 8 rows: each holds one
     # block row at every vertical grid phase, and together they cost a few hundred rows of
@@ -253,9 +252,7 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     offset, grid_score = _offset_from_slabs(y_sample, rng)
     if grid_score < MIN_GRID_CONTRAST:
         rows, cols = (height - offset[0]) // BLOCK, (width - offset[1]) // BLOCK
-        zeros = np.zeros((max(1, rows), max(1, cols)), np.float32)
-        return JpegTraces(zeros, zeros.copy(), offset, grid_score, (), (), zeros.copy(), zeros.copy(), zeros.copy(),
-                          zeros.copy())
+        return _without_lattice((max(1, rows), max(1, cols)), offset, grid_score)
     aligned_sample = _slab_blocks(y_sample, offset)
     shifted_sample = _slab_blocks(y_sample, ((offset[0] + 4) % BLOCK, (offset[1] + 4) % BLOCK))
     picks = _sample_rows(aligned_sample.shape[0], ESTIMATION_BLOCKS, rng)
@@ -303,6 +300,14 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     firsts = tuple(m.first_step if m else 0 for m in models)
     return JpegTraces(double_map, fit_map, offset, grid_score, steps, firsts, coded_map, coded_count,
                       grid_fit_sum, grid_fit_count)
+
+
+def _without_lattice(shape: tuple[int, int], offset: tuple[int, int], grid_score: float) -> JpegTraces:
+    """Traces of a photo too small or without a JPEG grid: every map all zeros, no steps."""
+    def zeros() -> np.ndarray:
+        return np.zeros(shape, np.float32)
+
+    return JpegTraces(zeros(), zeros(), offset, grid_score, (), (), zeros(), zeros(), zeros(), zeros())
 
 
 def _clipped_share(rgb_strip: np.ndarray) -> np.ndarray:
@@ -402,6 +407,15 @@ def single_compression_map(rgb: np.ndarray) -> np.ndarray:
 MIN_CODED_PER_BLOCK = 1.0
 
 
+def _pooled_per_coefficient(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``total / count`` of per-block sums pooled over POOL_BLOCKS x POOL_BLOCKS blocks; NaN where the
+    window holds fewer than MIN_CODED_PER_BLOCK coefficients per block."""
+    window = (POOL_BLOCKS, POOL_BLOCKS)
+    pooled_total, pooled_count = cv2.blur(total, window), cv2.blur(count, window)
+    enough = pooled_count >= MIN_CODED_PER_BLOCK
+    return np.where(enough, pooled_total / np.maximum(pooled_count, 1e-6), np.nan).astype(np.float32)
+
+
 def coded_double_quantization(traces: JpegTraces) -> np.ndarray:
     """Per block, the double-vs-single log-likelihood ratio per coefficient coded to a non-zero
     value, pooled over POOL_BLOCKS x POOL_BLOCKS blocks; ``float32`` ``(rows, cols)``, NaN where the
@@ -412,11 +426,7 @@ def coded_double_quantization(traces: JpegTraces) -> np.ndarray:
     sum over all coefficients reads flat areas as "saved once". The mean over the coded ones does
     not follow texture.
     """
-    window = (POOL_BLOCKS, POOL_BLOCKS)
-    total = cv2.blur(traces.coded_log_ratio, window)
-    count = cv2.blur(traces.coded_count, window)
-    enough = count >= MIN_CODED_PER_BLOCK
-    return np.where(enough, total / np.maximum(count, 1e-6), np.nan).astype(np.float32)
+    return _pooled_per_coefficient(traces.coded_log_ratio, traces.coded_count)
 
 
 def grid_fit_per_coefficient(traces: JpegTraces) -> np.ndarray:
@@ -428,11 +438,7 @@ def grid_fit_per_coefficient(traces: JpegTraces) -> np.ndarray:
     Why per coded coefficient (as :func:`coded_double_quantization`): a flat block codes almost
     nothing, and counting its silent coefficients as "off the lattice" would mark flat areas.
     """
-    window = (POOL_BLOCKS, POOL_BLOCKS)
-    total = cv2.blur(traces.grid_fit_sum, window)
-    count = cv2.blur(traces.grid_fit_count, window)
-    enough = count >= MIN_CODED_PER_BLOCK
-    return np.where(enough, total / np.maximum(count, 1e-6), np.nan).astype(np.float32)
+    return _pooled_per_coefficient(traces.grid_fit_sum, traces.grid_fit_count)
 
 
 def rank_within_photo(evidence: np.ndarray) -> np.ndarray:

@@ -414,7 +414,7 @@ class Localizer:
 
         fused_mode = self.fusion == "evidence"
         traces = None
-        if self._needs_traces() or (fused_mode and any(e.name in ("jpeg", "jpeg_grid") for e in self.evidence)):
+        if self._needs_traces() or (fused_mode and any(e.reads_jpeg_traces for e in self.evidence)):
             report(0.05, "JPEG traces")
             traces = jpeg_traces(rgb)  # one analysis for the models' inputs and both JPEG evidences
             lap("jpeg_traces")

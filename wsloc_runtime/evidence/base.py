@@ -101,11 +101,14 @@ class Evidence:
         name: registry name.
         title: a short heading for panels ("Copy-move", "Noise").
         needs_models: True when the evidence reads the models' outputs (``activation``).
+        reads_jpeg_traces: True when it reads :attr:`EvidenceInputs.jpeg` (the pipeline then computes
+            the traces once for it and the models).
     """
 
     name = "base"
     title = "Evidence"
     needs_models = False
+    reads_jpeg_traces = False
 
     def compute(self, inputs: EvidenceInputs) -> EvidenceMap:
         raise NotImplementedError

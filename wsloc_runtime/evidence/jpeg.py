@@ -62,7 +62,7 @@ def evidence_from_traces(traces: JpegTraces, image_size: tuple[int, int], size: 
     # evidence sit at the host's level, neither pasted nor not.
     rank = rank_within_photo(-np.where(informative, ratio, host))
     values = block_map_to_size(rank, traces.offset, image_size, size)
-    reliability, strength, reason, numbers = read_single_compression(ratio, doubled, double_host_term(traces))
+    reliability, strength, reason, numbers = read_single_compression(ratio, host, doubled, double_host_term(traces))
     details.update(numbers)
     return EvidenceMap("jpeg", values, reliability, reason, strength, details)
 
@@ -79,10 +79,12 @@ def double_host_term(traces: JpegTraces) -> float:
     return float(np.clip((0.5 - float(np.median(single))) / DOUBLE_HOST_MARGIN, 0.0, 1.0))
 
 
-def read_single_compression(ratio: np.ndarray, doubled: int, double_host: float) -> tuple[float, float, str, dict]:
+def read_single_compression(ratio: np.ndarray, host: float, doubled: int,
+                            double_host: float) -> tuple[float, float, str, dict]:
     """``(reliability, strength, reason, details)`` of a per-coded-coefficient ratio map (NaN where a
-    block has no evidence; see :func:`coded_double_quantization`), for a photo with ``doubled``
-    doubly quantized frequencies whose host reads ``double_host`` (:func:`double_host_term`).
+    block has no evidence; see :func:`coded_double_quantization`) whose informative blocks' median is
+    ``host``, for a photo with ``doubled`` doubly quantized frequencies whose host reads
+    ``double_host`` (:func:`double_host_term`).
 
     The trace is readable where the photo's host is clearly doubly compressed (a photo saved once
     has nothing to compare against); the sign of editing is a compact minority of the photo that
@@ -90,7 +92,6 @@ def read_single_compression(ratio: np.ndarray, doubled: int, double_host: float)
     """
     informative = np.isfinite(ratio)
     share_informative = float(informative.mean())
-    host = float(np.median(ratio[informative])) if informative.any() else 0.0
     reliability = min(1.0, doubled / FULL_RELIABILITY_FREQUENCIES) * min(1.0, share_informative / 0.5) * double_host
     if informative.any():
         q25, q75 = np.percentile(ratio[informative], [25, 75])
@@ -132,6 +133,8 @@ def jpeg_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None) -> Evide
 class JpegTracesEvidence(Evidence):
     """An evidence read from the photo's :class:`JpegTraces` (the pipeline's, when it computed them
     for the models, so that the block DCT runs once per photo)."""
+
+    reads_jpeg_traces = True
 
     @staticmethod
     def from_traces(traces: JpegTraces, image_size: tuple[int, int], size: tuple[int, int]) -> EvidenceMap:
