@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from wsloc_runtime.regions import REGION_CHOICES
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_SETS = ("casia1-dev", "casia1-dev-swap", "casia2-samples", "noso", "nist16-dev")
 CACHE = Path("runs/fusion_cache")
@@ -149,12 +151,13 @@ def score_maps(records: list[dict], maps: list[np.ndarray]) -> dict:
     return {"f1": round(float(nanmean(f1s)), 4), "auc": round(float(nanmean(aucs)), 4), "n": len(f1s)}
 
 
-def enhanced_of(record: dict, prior: np.ndarray) -> np.ndarray:
-    """The paper's region choice and Bayes update on ``prior`` with the cached regions."""
+def enhanced_of(record: dict, prior: np.ndarray, region_choice: str = "similarity") -> np.ndarray:
+    """The region choice (the paper's S by default) and Bayes update on ``prior`` with the cached
+    regions."""
     from wsloc_runtime.regions import Regions, bayesian_enhancement, select_region
 
     regions = Regions(load_regions(record))
-    index, _, _ = select_region(regions, prior)
+    index, _, _ = select_region(regions, prior, region_choice)
     return bayesian_enhancement(prior, regions.masks[index]) if index >= 0 else prior
 
 
@@ -165,7 +168,7 @@ def score_setting(records: list[dict], settings, evidence: list[str], enhance: b
     tampered = [r for r in records if bool(r["tampered"])]
     maps = [fuse(readings_of(r, evidence), float(r["model_probability"]), settings).prior for r in tampered]
     if enhance:
-        maps = [enhanced_of(r, m) for r, m in zip(tampered, maps)]
+        maps = [enhanced_of(r, m, settings.region_choice) for r, m in zip(tampered, maps)]
     return score_maps(tampered, maps)
 
 
@@ -223,6 +226,8 @@ def _settings_from(args):
         changes["base_rate"] = args.base_rate
     if args.override_by is not None:
         changes["override_by"] = tuple(args.override_by)
+    if args.region_choice is not None:
+        changes["region_choice"] = args.region_choice
     return replace(DEFAULT_SETTINGS, **changes)
 
 
@@ -248,6 +253,8 @@ def main(argv=None) -> int:
     score.add_argument("--base-rate", type=float, default=None, help="prior P(edited) of a pixel in the vote")
     score.add_argument("--override-by", nargs="+", default=None, metavar="NAME",
                        help="the specific traces that may take the prior over (default: the runtime's)")
+    score.add_argument("--region-choice", default=None, choices=sorted(REGION_CHOICES),
+                       help="the region step's choice in evidence mode (default: the runtime's; with --enhance)")
     score.add_argument("--singles", action="store_true",
                        help="also print every single map's scores per set, as a markdown table")
     score.add_argument("--enhance", action="store_true", help="score after the region step and Bayes update")

@@ -7,13 +7,18 @@ import pytest
 
 from wsloc_runtime.cam import geometric_mean_fusion, grad_cam, normalize_map, upsample_map
 from wsloc_runtime.metrics import best_f1, f1_iou_at, roc_auc
+from wsloc_runtime.errors import UnknownNameError
+from wsloc_runtime.fusion import FusionSettings
 from wsloc_runtime.regions import (
+    REGION_CHOICES,
     Regions,
     bayesian_enhancement,
     connected_regions,
+    distance_weighted_mean,
     inside_distance,
     region_similarity,
     select_region,
+    soft_dice,
 )
 
 
@@ -113,6 +118,41 @@ def test_similarity_of_empty_region_is_zero_and_no_regions_gives_minus_one():
     activation = np.ones((8, 8), np.float32)
     assert region_similarity(Regions(np.zeros((1, 8, 8), bool)), activation)[0] == 0.0
     assert select_region(Regions(np.zeros((0, 8, 8), bool)), activation)[0] == -1
+
+
+def _squares(shape, *boxes):
+    masks = np.zeros((len(boxes), *shape), bool)
+    for mask, (top, left, side) in zip(masks, boxes):
+        mask[top: top + side, left: left + side] = True
+    return Regions(masks)
+
+
+def test_under_an_even_prior_only_the_papers_similarity_rewards_size():
+    regions = _squares((80, 80), (2, 2, 10), (20, 20, 50))
+    even = np.full((80, 80), 0.5, np.float32)
+    similarity = region_similarity(regions, even)
+    assert similarity[1] > 4 * similarity[0]  # the mean inside distance grows with the side
+    assert distance_weighted_mean(regions, even) == pytest.approx([0.5, 0.5])
+
+
+def test_soft_dice_is_the_regions_dice_with_the_prior_as_truth():
+    rng = np.random.default_rng(3)
+    prior = rng.random((30, 40)).astype(np.float32)
+    regions = _squares((30, 40), (5, 5, 12), (0, 0, 30))
+    expected = [2 * prior[m].sum() / (prior.sum() + m.sum()) for m in regions.masks]
+    assert soft_dice(regions, prior) == pytest.approx(expected, rel=1e-6)
+    exact = regions.masks[0].astype(np.float32)
+    assert soft_dice(regions, exact)[0] == pytest.approx(1.0)
+    assert select_region(regions, exact, "soft_dice")[0] == 0
+
+
+def test_an_unknown_region_choice_names_the_valid_ones():
+    regions = _squares((20, 20), (2, 2, 5))
+    with pytest.raises(UnknownNameError, match="similarity"):
+        select_region(regions, np.ones((20, 20), np.float32), "largest")
+    with pytest.raises(UnknownNameError, match="soft_dice"):
+        FusionSettings(region_choice="largest")
+    assert FusionSettings().region_choice == "similarity" and set(REGION_CHOICES) >= {"similarity"}
 
 
 def test_bayesian_enhancement_equals_bayes_rule_by_hand():

@@ -42,6 +42,7 @@ import numpy as np
 
 from .errors import UnknownNameError
 from .evidence import EvidenceMap
+from .regions import REGION_CHOICES
 
 FUSION_MODES = {
     "evidence": "every evidence, weighted by its reliability, fused into the prior of the Bayes step (default)",
@@ -77,6 +78,8 @@ class FusionSettings:
             in proportion ``min(1, override_gain * r * strength)``.
         override_gain: how soon a specific trace takes over (1: in proportion to r * strength).
         base_rate: the vote's prior P(edited) of a pixel, in (0, 1) (0.5 adds nothing).
+        region_choice: how the region step picks the region that best matches the fused prior
+            (a name of ``wsloc_runtime.regions.REGION_CHOICES``; the paper's mode always uses S).
     """
 
     map_gain: Mapping[str, float] = field(default_factory=lambda: {
@@ -94,8 +97,14 @@ class FusionSettings:
     override_gain: float = 1.0
     #: Prior probability that a pixel was edited, before any evidence (0.5: no base rate).
     base_rate: float = 0.5
+    region_choice: str = "similarity"
     #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.2719, 0.8287)
+
+    def __post_init__(self) -> None:
+        if self.region_choice not in REGION_CHOICES:
+            raise UnknownNameError(f"unknown region choice {self.region_choice!r}; "
+                                   f"choose one of: {', '.join(REGION_CHOICES)}")
 
 
 DEFAULT_SETTINGS = FusionSettings()

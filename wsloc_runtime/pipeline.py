@@ -461,7 +461,8 @@ class Localizer:
         lap("segmenter")
 
         report(0.9, "enhancement")
-        index, score, scores = select_region(regions, prior)
+        choice = self.fusion_settings.region_choice if fused_mode else "similarity"
+        index, score, scores = select_region(regions, prior, choice)
         lap("similarity")
         enhanced = bayesian_enhancement(prior, regions.masks[index]) if index >= 0 else prior.copy()
         mask = enhanced >= MASK_THRESHOLD

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .errors import UnknownNameError
+
 
 @dataclass
 class Regions:
@@ -88,31 +90,84 @@ def region_similarity(regions: Regions, activation: np.ndarray) -> np.ndarray:
     Returns:
         ``float64`` array of N scores (0 for an empty mask).
     """
+    scores = np.zeros(len(regions), np.float64)
+    for index, crop, values in _bounding_boxes(regions, activation):
+        # Exact: the ring just outside a tight bounding box is all outside pixels, so no
+        # nearer boundary exists beyond the crop.
+        distance = inside_distance(crop)
+        scores[index] = float((distance * values).sum(dtype=np.float64)) / float(crop.sum())
+    return scores
+
+
+def _bounding_boxes(regions: Regions, activation: np.ndarray):
+    """Each non-empty region's index, tight crop of its mask and of ``activation``."""
     if regions.shape != activation.shape:
         raise ValueError(f"regions {regions.shape} and activation {activation.shape} differ in size")
-    scores = np.zeros(len(regions), np.float64)
     for index, mask in enumerate(regions.masks):
         rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:
             continue
         cols = np.flatnonzero(mask.any(axis=0))
         top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        crop = mask[top:bottom, left:right]
-        # Exact: the ring just outside a tight bounding box is all outside pixels, so no
-        # nearer boundary exists beyond the crop.
-        distance = inside_distance(crop)
-        weighted = float((distance * activation[top:bottom, left:right]).sum(dtype=np.float64))
-        scores[index] = weighted / float(crop.sum())
+        yield index, mask[top:bottom, left:right], activation[top:bottom, left:right]
+
+
+def soft_dice(regions: Regions, activation: np.ndarray) -> np.ndarray:
+    """2 sum(A M_i) / (sum(A) + sum(M_i)) for every region: the Dice overlap (pixel F1) that the
+    region would score as a mask if ``activation`` were the truth. Unlike S it does not reward a
+    region for its size: a large region pays for the prior it leaves out and for the pixels it
+    takes in that the prior does not claim.
+
+    Args:
+        regions: N masks of shape ``(H, W)``.
+        activation: ``(H, W)`` map in [0, 1].
+
+    Returns:
+        ``float64`` array of N scores in [0, 1] (0 for an empty mask).
+    """
+    scores = np.zeros(len(regions), np.float64)
+    total = float(np.clip(activation, 0.0, 1.0).sum(dtype=np.float64))
+    for index, crop, values in _bounding_boxes(regions, activation):
+        inside = float(np.clip(values[crop], 0.0, 1.0).sum(dtype=np.float64))
+        scores[index] = 2.0 * inside / (total + float(crop.sum()))
     return scores
 
 
-def select_region(regions: Regions, activation: np.ndarray) -> tuple[int, float, np.ndarray]:
-    """i* = argmax_i S(M_i, A).
+def distance_weighted_mean(regions: Regions, activation: np.ndarray) -> np.ndarray:
+    """sum(D(M_i) A) / sum(D(M_i)) for every region: the paper's weighting of a region's core
+    kept, its reward for size (S's division by the area, not by the distances) taken out.
+
+    Args and returns as :func:`soft_dice` (scores in [0, 1]).
+    """
+    scores = np.zeros(len(regions), np.float64)
+    for index, crop, values in _bounding_boxes(regions, activation):
+        distance = inside_distance(crop)
+        scores[index] = float((distance * values).sum(dtype=np.float64)) / max(float(distance.sum()), 1e-12)
+    return scores
+
+
+#: How the region that best matches the prior is chosen. ``similarity`` is the paper's S (its
+#: pipeline always uses it); the others are candidates of docs/fusion.md's tenth study.
+REGION_CHOICES = {
+    "similarity": region_similarity,
+    "soft_dice": soft_dice,
+    "distance_weighted_mean": distance_weighted_mean,
+}
+
+
+def select_region(regions: Regions, activation: np.ndarray,
+                  choice: str = "similarity") -> tuple[int, float, np.ndarray]:
+    """i* = argmax_i score(M_i, A), with the score named by ``choice`` (default the paper's S).
 
     Returns:
         ``(index, score, scores)``; index is -1 and score 0.0 when there are no regions.
+
+    Raises:
+        UnknownNameError: ``choice`` is not one of :data:`REGION_CHOICES`.
     """
-    scores = region_similarity(regions, activation)
+    if choice not in REGION_CHOICES:
+        raise UnknownNameError(f"unknown region choice {choice!r}; choose one of: {', '.join(REGION_CHOICES)}")
+    scores = REGION_CHOICES[choice](regions, activation)
     if scores.size == 0:
         return -1, 0.0, scores
     best = int(np.argmax(scores))
