@@ -1,10 +1,10 @@
 """Training throughput of a WCBnet preset on the current Keras backend (images per second).
 
-Builds the joint model exactly as ``export/train.py`` does (``build_from_run`` and
+Builds the joint model exactly as ``training/train.py`` does (``build_from_run`` and
 ``compile_for_training``), feeds random SEL-like batches (the cost does not depend on
 the values) and times ``train_on_batch`` after a warm-up that absorbs compilation. Pick
 the backend with ``KERAS_BACKEND`` (tensorflow, torch, jax); run once per backend to
-choose one for ``export/train_gpu.sh``::
+choose one for ``training/train_gpu.sh``::
 
     KERAS_BACKEND=torch python -m bench.bench_train_step --preset gpu --batches 64 256
     KERAS_BACKEND=jax   python -m bench.bench_train_step --preset gpu --batches 64 256
@@ -43,7 +43,7 @@ def accelerator() -> str:
 def measure(preset: str, batch: int, steps: int, warmup: int, overrides: dict | None = None) -> dict:
     import keras
 
-    from export.train import PRESETS, build_from_run, compile_for_training, feature_channels, input_features, make_optimizer
+    from training.train import PRESETS, build_from_run, compile_for_training, feature_channels, input_features, make_optimizer
 
     # build_from_run fills dropout, tiny widths and (no) ImageNet weights as train.py's runs do;
     # the paper preset trains one variant per run.

@@ -1,6 +1,6 @@
 """WCBnet inference: onnxruntime vs TensorFlow on the same network, weights and input.
 
-The variants are built with ``export/wcbnet.py`` exactly as ``export/train.py`` builds a
+The variants are built with ``export/wcbnet.py`` exactly as ``training/train.py`` builds a
 run (``--preset cpu``: MobileNetV3-Small, 256 px, D=64, variants sharing one backbone;
 ``--preset paper``: ResNet50, 384 px, D=256, one backbone per variant), with random
 weights from a fixed seed (the cost does not depend on their values). Each variant is
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.common import machine, stats_ms, table, write_result  # noqa: E402
 
-#: Model settings of export/train.py's presets (only what the network's shape depends on).
+#: Model settings of training/train.py's presets (only what the network's shape depends on).
 PRESETS = {
     "cpu": dict(backbone="mobilenetv3small", input_size=256, feature_dim=64, joint=True),
     "paper": dict(backbone="resnet50", input_size=384, feature_dim=256, joint=False),
@@ -68,7 +68,7 @@ def _unstacked_block_sum(self, inputs):
 
 
 def build_variants(settings: dict, scales: list[int], seed: int = 0) -> dict:
-    """``{scale: WCBnetParts}`` as export/train.py builds them (joint: one shared backbone)."""
+    """``{scale: WCBnetParts}`` as training/train.py builds them (joint: one shared backbone)."""
     import keras
 
     from export.wcbnet import build_wcbnet, build_wcbnet_multi
@@ -82,7 +82,7 @@ def build_variants(settings: dict, scales: list[int], seed: int = 0) -> dict:
 
 def load_run(run_dir: Path, scales: list[int]) -> dict:
     """``{scale: WCBnetParts}`` of a training run with its best weights, as export.convert loads them."""
-    from export.train import build_from_run
+    from training.train import build_from_run
 
     run = json.loads((run_dir / "run.json").read_text())
     joint, parts = build_from_run(run)
@@ -92,8 +92,8 @@ def load_run(run_dir: Path, scales: list[int]) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="export/train.py preset")
-    parser.add_argument("--run", help="a training run folder (export/train.py --out): its trained weights "
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="training/train.py preset")
+    parser.add_argument("--run", help="a training run folder (training/train.py --out): its trained weights "
                                       "(best.weights.h5) and settings instead of a preset's random weights")
     parser.add_argument("--backbone", help="override the preset's backbone")
     parser.add_argument("--input-size", type=int, help="override the preset's input size")

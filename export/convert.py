@@ -183,8 +183,8 @@ def write_checksums(folder: Path, files: Sequence[Path]) -> Path:
 
 def sample_inputs(run: dict, count: int = 2) -> list[np.ndarray]:
     """A few real validation inputs (scaled) for the parity check, when the run's cache exists."""
-    from export.data import iterate_batches
-    from export.train import input_features, sel_cache_path
+    from training.data import iterate_batches
+    from training.train import input_features, sel_cache_path
 
     cache = sel_cache_path(run.get("labels_set_dir") or run.get("synth_dir", ""), "val", run)
     if not cache.is_file():
@@ -199,18 +199,18 @@ def sample_inputs(run: dict, count: int = 2) -> list[np.ndarray]:
 def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights: str = "best",
                 variants: Sequence[int] | None = None, model_version: str | None = None,
                 training_data: str | None = None, verdict_band: Sequence[float] | None = None) -> list[dict]:
-    """Convert every variant of a training run (see :mod:`export.train`).
+    """Convert every variant of a training run (see :mod:`training.train`).
 
     ``verdict_band``: ``(low, high)`` probabilities of the verdict's "uncertain" band (see
     :class:`wsloc_runtime.config.WCBnetConfig`); chosen on development sets (model card).
     """
-    from export.train import build_from_run, input_features
+    from training.train import build_from_run, input_features
 
     run_path = Path(run_dir)
     run = json.loads((run_path / "run.json").read_text())
     weights_path = run_path / f"{weights}.weights.h5"
     if not weights_path.is_file():
-        raise FileNotFoundError(f"no {weights_path}; train first (python -m export.train)")
+        raise FileNotFoundError(f"no {weights_path}; train first (python -m training.train)")
     # The joint model owns every layer; each variant's encoder and head share them.
     joint, parts = build_from_run(run)
     joint.load_weights(weights_path)
@@ -218,17 +218,17 @@ def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights:
     version = model_version or f"{run['preset']}-{run['backbone']}-{run['input_size']}-e{state.get('best_epoch', state.get('epoch', '?'))}"
     if run.get("labels"):
         described = (f"real photos of {Path(run['labels']).name} (image-level labels), "
-                     + ("re-saved with the other class's JPEG profiles (export.casia_set) "
+                     + ("re-saved with the other class's JPEG profiles (training.casia_set) "
                         if run.get("debias") else "as they are ")
                      + f"+ {run['labels_synth']} forgeries synthesized from its authentic photos"
                      + (f" + {run['weak_pairs']} synthesized forgeries ({', '.join(run['weak_kinds'])}) from its, "
                         "BSDS500's and Kodak's authentic photos, each with its host as an authentic twin, and "
-                        "platform chains (resize 0.5-1.0, recompression) for both classes (export.weak_set)"
+                        "platform chains (resize 0.5-1.0, recompression) for both classes (training.weak_set)"
                         if run.get("weak_pairs") else "")
                      + (f" + synthesized BSDS500/Kodak images ({run['synth_ratio']} per real-set image)"
                         if run.get("synth_ratio") else ""))
     else:
-        described = (f"synthesized splice/copy-move/authentic set from BSDS500 + Kodak (export.synth seed "
+        described = (f"synthesized splice/copy-move/authentic set from BSDS500 + Kodak (training.synth seed "
                      f"{run['synth_seed']}, {run['train_count']} training images)")
     data_text = training_data or (
         described + ", image-level labels only"

@@ -272,8 +272,8 @@ def stem_report(run_dir: str | os.PathLike, weights: str = "best", batches: int 
     import keras
     import tensorflow as tf
 
-    from export.data import iterate_batches
-    from export.train import build_from_run, input_features, sel_cache_path
+    from training.data import iterate_batches
+    from training.train import build_from_run, input_features, sel_cache_path
 
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text())

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from export.casia_set import LabelledPhoto, build_set, group_by_photo, read_labels
-from export.data import read_manifest
+from training.casia_set import LabelledPhoto, build_set, group_by_photo, read_labels
+from training.data import read_manifest
 
 
 def _save(path, rgb, quality, subsampling):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from export.convert import ConversionError, check_parity
-from export.train import image_metrics, roc_auc
+from training.train import image_metrics, roc_auc
 from wsloc_runtime.cam import grad_cam
 from wsloc_runtime.config import WCBnetConfig
 from wsloc_runtime.errors import ModelContractError

@@ -258,7 +258,7 @@ def test_unknown_fusion_lists_the_modes(contract_models):
 
 
 def test_the_study_scores_the_runtime_fusion_and_the_rule_on_cached_records():
-    from export.fusion_study import rule_summary, score_setting, score_singles, singles_table
+    from studies.fusion_study import rule_summary, score_setting, score_singles, singles_table
 
     truth = np.zeros((40, 60), bool)
     truth[10:22, 20:32] = True

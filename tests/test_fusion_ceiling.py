@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from export.fusion_ceiling import LogisticCombiner, base_photo_groups, ceiling
+from studies.fusion_ceiling import LogisticCombiner, base_photo_groups, ceiling
 
 
 def _record(rng, base: np.ndarray, truth: np.ndarray, telling: bool) -> dict:

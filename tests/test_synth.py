@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from export.data import build_input_cache, iterate_batches, read_casia_layout, read_manifest
-from export.synth import SPLITS, decode, list_sources, make_sample, sources_by_split, split_of, synthesize
+from training.data import build_input_cache, iterate_batches, read_casia_layout, read_manifest
+from training.synth import SPLITS, decode, list_sources, make_sample, sources_by_split, split_of, synthesize
 from wsloc_runtime.sel import resized_error_levels, scale_error_levels
 
 

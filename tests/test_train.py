@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import pytest
 
-from export.data import iterate_batches
-from export.pack_sources import pack, unpack
-from export.synth import synthesize
+from training.data import iterate_batches
+from training.pack_sources import pack, unpack
+from training.synth import synthesize
 from tests.test_casia_set import make_labelled_folder
 from tests.test_synth import _fake_kodak
 
@@ -33,7 +33,7 @@ PREDICT = textwrap.dedent(
     """
     import json, sys
     import numpy as np
-    from export.train import build_from_run
+    from training.train import build_from_run
     run_dir = sys.argv[1]
     run = json.load(open(run_dir + "/run.json"))
     joint, _ = build_from_run(run)
@@ -124,7 +124,7 @@ def test_torch_backend_training_with_budget_converts_to_matching_onnx(tmp_path):
     run_dir = tmp_path / "run"
     # 800 images make one epoch far longer than the 1.2 s budget, so the budget must act inside
     # the first epoch: lower the learning rate at 70 %, then stop, validate and save.
-    result = _python(["-m", "export.train", "--preset", "gpu", *TINY, "--data", str(data_root),
+    result = _python(["-m", "training.train", "--preset", "gpu", *TINY, "--data", str(data_root),
                       "--synth-dir", str(tmp_path / "synth"), "--out", str(run_dir), "--train-count", "800",
                       "--val-count", "16", "--test-count", "0", "--time-budget-minutes", "0.02", "--workers", "2"],
                      "torch", tmp_path)
@@ -159,8 +159,8 @@ VIEWS_PREDICT = textwrap.dedent(
     """
     import numpy as np
     import keras
-    from export.data import iterate_batches
-    from export.train import predict
+    from training.data import iterate_batches
+    from training.train import predict
     from wsloc_runtime.views import TEST_TIME_VIEWS
 
     keras.utils.set_random_seed(0)
@@ -188,7 +188,7 @@ VIEWS_PREDICT = textwrap.dedent(
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
 def test_report_views_average_logits_like_the_runtime(tmp_path):
-    """export.train --report-only --views hflip must average the logits of the input and its mirror
+    """training.train --report-only --views hflip must average the logits of the input and its mirror
     image, as WCBnetModel.forward_views does, so its AUCs are the runtime's."""
     assert "views ok" in _python(["-c", VIEWS_PREDICT], "tensorflow", tmp_path).stdout
 
@@ -210,20 +210,20 @@ LABELS_RUN_CHECK = textwrap.dedent(
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
 def test_labels_csv_run_with_jpeg_trace_inputs_converts_and_localizes(tmp_path):
-    """export.train --labels: the de-biased set is built, trained on with the JPEG-trace channels,
+    """training.train --labels: the de-biased set is built, trained on with the JPEG-trace channels,
     converted (parity-checked) and run by the runtime, which derives the same five channels.
     No mask is read: the labels CSV has none, and the masks the set writes for its synthesized
     forgeries (for evaluation only) are deleted before training."""
     (tmp_path / "photos").mkdir()
     labels = make_labelled_folder(tmp_path / "photos")
     run_dir = tmp_path / "run"
-    _python(["-m", "export.casia_set", "--labels", str(labels), "--out", str(tmp_path / "set"), "--synth", "6"],
+    _python(["-m", "training.casia_set", "--labels", str(labels), "--out", str(tmp_path / "set"), "--synth", "6"],
             "tensorflow", tmp_path)
     masks = sorted((tmp_path / "set").rglob("*_mask.png"))
     assert masks, "the synthesized forgeries should come with masks"
     for mask in masks:
         mask.unlink()
-    _python(["-m", "export.train", "--preset", "cpu", *TINY, "--labels", str(labels), "--labels-set-dir",
+    _python(["-m", "training.train", "--preset", "cpu", *TINY, "--labels", str(labels), "--labels-set-dir",
              str(tmp_path / "set"), "--labels-synth", "6", "--input-features", "sel", "jpeg_dq", "jpeg_lattice",
              "--epochs", "1", "--out", str(run_dir), "--workers", "1"], "tensorflow", tmp_path)
     run = json.loads((run_dir / "run.json").read_text())

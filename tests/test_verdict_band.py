@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.verdict_band import choose_band, scores_from_report
+from studies.verdict_band import choose_band, scores_from_report
 
 
 def test_band_edges_meet_the_precision_on_each_side():

@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from export import weak_set
-from export.data import read_manifest
-from export.weak_set import CHAINS, KINDS, build_weak_set, decode
+from training import weak_set
+from training.data import read_manifest
+from training.weak_set import CHAINS, KINDS, build_weak_set, decode
 from tests.test_casia_set import make_labelled_folder
 
 
@@ -125,14 +125,14 @@ def test_removal_fills_change_only_the_region():
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("tensorflow") is None, reason="needs tensorflow")
 def test_train_on_the_weak_set_stops_after_one_epoch(tmp_path):
-    """export.train --weak-pairs builds this set and --stop-after 1 ends a two-epoch run after its
+    """training.train --weak-pairs builds this set and --stop-after 1 ends a two-epoch run after its
     first epoch, resumable (the model card's one-epoch reproduction)."""
     from tests.test_train import TINY, _python
 
     (tmp_path / "photos").mkdir()
     labels = make_labelled_folder(tmp_path / "photos")
     run_dir = tmp_path / "run"
-    _python(["-m", "export.train", "--preset", "cpu", *TINY, "--labels", str(labels), "--labels-set-dir",
+    _python(["-m", "training.train", "--preset", "cpu", *TINY, "--labels", str(labels), "--labels-set-dir",
              str(tmp_path / "set"), "--labels-synth", "4", "--weak-pairs", "12", "--data", str(tmp_path / "none"),
              "--input-features", "sel", "jpeg_sq", "--epochs", "2", "--stop-after", "1", "--out", str(run_dir),
              "--workers", "1"], "tensorflow", tmp_path)

@@ -98,7 +98,7 @@ class FusionSettings:
     #: Prior probability that a pixel was edited, before any evidence (0.5: no base rate).
     base_rate: float = 0.5
     region_choice: str = "similarity"
-    #: The uncertain band of the fused probability (``export.verdict_band`` on the fused scores).
+    #: The uncertain band of the fused probability (``studies.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.2719, 0.8287)
 
     def __post_init__(self) -> None:

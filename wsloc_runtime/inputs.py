@@ -1,6 +1,6 @@
 """A WCBnet's input tensor: the features its config names, computed once, stacked as channels.
 
-One implementation for training (``export.data``), export and runtime, so a model never
+One implementation for training (``training.data``), export and runtime, so a model never
 sees inputs prepared differently. Each feature is computed at the photo's own resolution
 (resizing first would destroy the 8x8 JPEG grid its evidence lives on), then resized to the
 network input with area interpolation; scaling to the network's range happens last, from

@@ -48,7 +48,7 @@ from .wcbnet import WCBnetModel
 
 #: Block scales of the paper's three variants, and the file each is shipped as.
 DEFAULT_VARIANTS = (2, 3, 4)
-WCBNET_EXPORT_HINT = "python -m export.train ... then python -m export.convert (see assets/models/README.md)"
+WCBNET_EXPORT_HINT = "python -m training.train ... then python -m export.convert (see assets/models/README.md)"
 #: Longer side, in pixels, of the working copy on which maps and regions are computed.
 DEFAULT_WORK_MAX_SIDE = 1024
 #: P(manipulated at x) at or above which a pixel is in the mask (the paper's fixed threshold).
@@ -64,7 +64,7 @@ def wcbnet_filename(scale: int) -> str:
 def confident_edges(band: tuple[float, float]) -> tuple[float | None, float | None]:
     """The band's edges as the verdict uses them, ``None`` for a side on which the models are never
     confident: a lower edge of 0 (no probability is below it) or an upper edge of 1
-    (:mod:`export.verdict_band` writes 1.0 when no probability was reliable enough, and a
+    (:mod:`studies.verdict_band` writes 1.0 when no probability was reliable enough, and a
     saturated sigmoid must not turn that into "likely manipulated")."""
     low, high = band
     return (low if low > 0.0 else None), (high if high < 1.0 else None)

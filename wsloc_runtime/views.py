@@ -1,6 +1,6 @@
 """Test-time views: flips of a network's ``[N, H, W, C]`` input whose answers are averaged.
 
-numpy only, so the trainer (``export.train --report-only --views``) averages exactly as the
+numpy only, so the trainer (``training.train --report-only --views``) averages exactly as the
 runtime does without importing onnxruntime.
 """
 

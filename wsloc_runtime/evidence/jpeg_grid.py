@@ -17,7 +17,7 @@ are left out): about 1 on the lattice, about 0 off it.
 - strength: the largest connected area at least :data:`OFF_GRID_DROP` below the host's fit,
   saturating at :data:`STRENGTH_AREA` of the photo, times the reliability.
 
-The constants were set on synthesized forgeries (``export.synth``, test split, seed 7: hosts from
+The constants were set on synthesized forgeries (``training.synth``, test split, seed 7: hosts from
 JPEG photos, half saved losslessly) and on casia1-train's authentic photos, not on the
 development sets: with them an area of 3 % or more is off the grid in 0-2 % of the synthesized
 authentic photos and 4 % of casia1-train's, and in 93 % of the synthesized splices saved losslessly.
