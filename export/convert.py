@@ -183,17 +183,17 @@ def write_checksums(folder: Path, files: Sequence[Path]) -> Path:
 
 def sample_inputs(run: dict, count: int = 2) -> list[np.ndarray]:
     """A few real validation inputs (scaled) for the parity check, when the run's cache exists."""
-    from training.data import iterate_batches
-    from training.train import input_features, sel_cache_path
+    from export.runs import input_features, sel_cache_path
+    from wsloc_runtime.inputs import scale_input
 
     cache = sel_cache_path(run.get("labels_set_dir") or run.get("synth_dir", ""), "val", run)
     if not cache.is_file():
         return []
     with np.load(cache) as data:
-        sel, labels = data["sel"][:count], data["labels"][:count]
-    scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
-    return [x[i : i + 1] for x, _ in iterate_batches(sel, labels, count, scaling, features=input_features(run))
-            for i in range(len(x))]
+        sel = data["sel"][:count]
+    # Scaled as training.data.iterate_batches scales an evaluation batch (same function, same order).
+    return [scale_input(raw, input_features(run), run["sel_scaling"], run["sel_scale"], run["sel_clip"])[None]
+            for raw in sel]
 
 
 def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights: str = "best",
@@ -204,7 +204,7 @@ def convert_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, weights:
     ``verdict_band``: ``(low, high)`` probabilities of the verdict's "uncertain" band (see
     :class:`wsloc_runtime.config.WCBnetConfig`); chosen on development sets (model card).
     """
-    from training.train import build_from_run, input_features
+    from export.runs import build_from_run, input_features
 
     run_path = Path(run_dir)
     run = json.loads((run_path / "run.json").read_text())

@@ -262,47 +262,6 @@ def parity_photos(size: int = 224) -> np.ndarray:
     return np.stack([imagenet_input(data.chelsea(), size), imagenet_input(data.coffee(), size)])
 
 
-def stem_report(run_dir: str | os.PathLike, weights: str = "best", batches: int = 2) -> dict:
-    """How the SEL and trace channels of a trained efficientnetlite0 run's stem compare.
-
-    Per input channel: the L2 norm of the stem kernel slice at the ImageNet start and after
-    training, and, at the start, the norm of the loss gradient on that slice over ``batches``
-    validation batches (a zero-initialised slice still gets a gradient: x_trace * dL/d(stem)).
-    """
-    import keras
-    import tensorflow as tf
-
-    from training.data import iterate_batches
-    from training.train import build_from_run, input_features, sel_cache_path
-
-    run_dir = Path(run_dir)
-    run = json.loads((run_dir / "run.json").read_text())
-    joint, _ = build_from_run(run)  # ImageNet start (the run's imagenet_weights)
-
-    def stem_kernel():
-        return np.asarray([l for l in _all_layers(joint) if l.name == "stem_conv"][0].kernel.numpy())
-
-    start = stem_kernel()
-    cache = sel_cache_path(run["labels_set_dir"], "val", run)
-    with np.load(cache) as data:
-        sel, labels = data["sel"][: 16 * batches], data["labels"][: 16 * batches]
-    scaling = (run["sel_scaling"], run["sel_scale"], run["sel_clip"])
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    stem = [l for l in _all_layers(joint) if l.name == "stem_conv"][0].kernel
-    grads = np.zeros(start.shape[2])
-    for x, y in iterate_batches(sel, labels, 16, scaling, features=input_features(run)):
-        with tf.GradientTape() as tape:
-            loss = sum(bce(y, z) for z in joint(x, training=False))
-        g = tape.gradient(loss, stem).numpy()
-        grads += np.sqrt((g**2).sum(axis=(0, 1, 3)))
-    joint.load_weights(run_dir / f"{weights}.weights.h5")
-    trained = stem_kernel()
-    norm = lambda k: [round(float(np.sqrt((k[:, :, c] ** 2).sum())), 4) for c in range(k.shape[2])]  # noqa: E731
-    return {"channels": ["sel_r", "sel_g", "sel_b", *input_features(run)[1:]][: start.shape[2]],
-            "kernel_norm_start": norm(start), "kernel_norm_trained": norm(trained),
-            "change_norm": norm(trained - start), "grad_norm_at_start": [round(float(v), 6) for v in grads]}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -311,16 +270,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch_logits = sub.add_parser("torch-logits", help="(torch process) logits of the torch model on an .npy NHWC batch")
     torch_logits.add_argument("inputs")
     torch_logits.add_argument("out")
-    stem = sub.add_parser("stem-report", help="(TensorFlow process) stem kernel per input channel, start vs trained")
-    stem.add_argument("--run", required=True)
-    stem.add_argument("--weights", default="best")
     args = parser.parse_args(argv)
     if args.command == "dump-npz":
         print(dump_npz(args.out))
-    elif args.command == "stem-report":
-        report = stem_report(args.run, args.weights)
-        (Path(args.run) / "stem_report.json").write_text(json.dumps(report, indent=2))
-        print(json.dumps(report))
     else:
         import torch
 

@@ -43,6 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
+from export.runs import build_from_run, input_features, sel_cache_path  # noqa: F401 (the trainer's names too)
 from wsloc_runtime.inputs import DEFAULT_INPUT_FEATURES, INPUT_FEATURES, feature_channels
 from wsloc_runtime.views import TEST_TIME_VIEWS, test_time_views, view_input
 
@@ -113,17 +114,6 @@ def image_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: floa
 
 
 # --------------------------------------------------------------------------- model / checkpoint
-
-
-def build_from_run(run: dict):
-    """``(joint, parts)`` for the settings in a ``run.json``."""
-    from export.wcbnet import build_wcbnet_multi
-
-    return build_wcbnet_multi(
-        run["cbam_scales"], run["backbone"], (run["input_size"], run["input_size"]), run["feature_dim"],
-        run.get("imagenet_weights"), tuple(run.get("tiny_widths", (24, 32, 64, 96, 128))), run.get("dropout", 0.2),
-        run.get("bn_momentum"), feature_channels(input_features(run)), run.get("head", "gap"),
-    )
 
 
 def make_optimizer(name: str, lr: float, total_steps: int, constant: bool = False):
@@ -211,19 +201,6 @@ def evaluate(model, sel, labels, run) -> dict:
 
 
 # --------------------------------------------------------------------------- data
-
-
-def input_features(run: dict) -> tuple[str, ...]:
-    """The run's input features (runs from before they were configurable used SEL alone)."""
-    return tuple(run.get("input_features", DEFAULT_INPUT_FEATURES))
-
-
-def sel_cache_path(set_dir: str | os.PathLike, split: str, run: dict) -> Path:
-    """Where one split's input cache for a run's input size, SEL quality and features lives."""
-    size = run["input_size"]
-    features = input_features(run)
-    suffix = "" if features == DEFAULT_INPUT_FEATURES else "_" + "+".join(features)
-    return Path(set_dir) / "cache" / f"{split}_{size}x{size}_q{run['sel_jpeg_quality']}{suffix}.npz"
 
 
 def _synthesized_set(args, run: dict, counts: dict[str, int]) -> Path:
