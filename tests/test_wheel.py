@@ -133,14 +133,64 @@ def _name(requirement: str) -> str:
 
 
 def test_requirement_files_agree_with_pyproject():
+    """requirements.txt = the GPU build + the runtime's libraries + Gradio (the Space);
+    requirements-dev.txt = the CPU build + the same libraries + Gradio + [export] + dev tools, so that
+    after the README's two commands (``pip install .``, ``bash .ci/run``) one onnxruntime is installed."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     base = project["dependencies"]
+    runtime = [r for r in base if _name(r) != "onnxruntime"]
+    (cpu_build,) = [r for r in base if _name(r) == "onnxruntime"]
     # The Space's file is the package with the GPU build instead of the CPU one, plus the app.
-    space = [r for r in base if _name(r) != "onnxruntime"] + extras["gpu"] + extras["app"]
+    space = runtime + extras["gpu"] + extras["app"]
     assert sorted(_requirements(REPO_ROOT / "requirements.txt")) == sorted(space)
-    # Development adds the export tools at the same pins.
-    dev = set(_requirements(REPO_ROOT / "requirements-dev.txt"))
-    assert set(extras["export"]) <= dev, set(extras["export"]) - dev
-    # Never the CPU build beside the GPU build: both install the `onnxruntime` module.
-    assert "onnxruntime" not in {_name(r) for r in _requirements(REPO_ROOT / "requirements.txt") + list(dev)}
+    # Development: the package as `pip install .` installs it (the CPU build), the app, the export
+    # tools at the same pins, then its own tools.
+    dev_lines = _requirements(REPO_ROOT / "requirements-dev.txt")
+    dev = set(dev_lines)
+    wanted = {cpu_build, *runtime, *extras["app"], *extras["export"]}
+    assert wanted <= dev, wanted - dev
+    # Never both builds in one list: they install the same `onnxruntime` module. And no `-r`
+    # include that could bring the GPU build back into the development set.
+    for path in ("requirements.txt", "requirements-dev.txt"):
+        names = [_name(r) for r in _requirements(REPO_ROOT / path)]
+        assert len([n for n in names if n.startswith("onnxruntime")]) == 1, (path, names)
+        assert len(names) == len(set(names)), f"{path} lists a package twice"
+    assert "onnxruntime-gpu" in {_name(r) for r in _requirements(REPO_ROOT / "requirements.txt")}
+    assert "onnxruntime" in {_name(r) for r in dev_lines}
+    includes = [line for line in (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()
+                if line.strip().startswith(("-r", "--requirement", "-c", "--constraint"))]
+    assert not includes, includes
+
+
+def _ci_onnxruntime_check() -> str:
+    """The Python that .ci/run runs after pip to list the onnxruntime distributions."""
+    text = (REPO_ROOT / ".ci" / "run").read_text()
+    start = text.index("python - <<'PY' || exit 1\n")
+    assert start > text.index("pip install"), ".ci/run checks onnxruntime before installing"
+    body = text[start:].split("\n", 1)[1]
+    return body[: body.index("\nPY\n")]
+
+
+def _fake_distribution(folder: Path, name: str, version: str) -> None:
+    info = folder / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def test_ci_run_lists_onnxruntime_and_fails_on_two(tmp_path):
+    check = _ci_onnxruntime_check()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    alone = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120)
+    names = [line.split()[0] for line in alone.stdout.splitlines()]
+    assert all(name.startswith("onnxruntime") for name in names), alone.stdout
+    assert alone.returncode == (0 if len(names) == 1 else 1), (alone.stdout, alone.stderr)
+
+    _fake_distribution(tmp_path / "a", "onnxruntime", "1.32.0")
+    _fake_distribution(tmp_path / "b", "onnxruntime-gpu", "1.31.1")
+    two = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                         env={**env, "PYTHONPATH": f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}"})
+    assert two.returncode == 1
+    assert "onnxruntime-gpu 1.31.1" in two.stdout
+    assert "2 onnxruntime distributions installed" in two.stderr
+    assert "pip uninstall -y onnxruntime-gpu" in two.stderr
