@@ -1,0 +1,377 @@
+"""Train the processing fingerprint: ``python -m training.fingerprint --out runs/fp [--minutes 70]``.
+
+A small fully-convolutional network maps a photo's luminance to a dense 16-dimensional embedding
+of its processing history (Noiseprint / Noiseprint++'s idea, trained from scratch on our own
+pristine photos, self-supervised: no manipulation label, no manipulated photo). The runtime's
+``fingerprint`` evidence fits the embeddings of one photo and marks where they depart from its
+dominant history.
+
+Input: luminance ``Y / 255 - 0.5`` (BT.601 weights), one channel. Why luminance: the histories
+learned here (resampling, JPEG's luminance quantization, blur, sharpening, denoising, noise) live
+in the fine structure of luminance, which JPEG keeps at full resolution while it subsamples and
+quantizes chroma harder; one channel is a third of the first layer's cost, and the embedding does
+not follow colour edits, which are content, not history. (Noiseprint reads luminance too.)
+
+Network: space-to-depth by 4 (lossless: the 4x4 pixel phases become 16 channels, so every
+high-frequency trace reaches the first layer), ``layers`` 3x3 convolutions of ``channels`` with
+BatchNorm and ReLU, a 1x1 convolution to ``dim``. Output stride 4; receptive field
+``4 * (2 * (layers - 1) + 1) + 3`` pixels (55 px for 6 layers). The cost per pixel is 1/16 of a
+full-resolution net of the same width, which is what makes the 1 MP stage budget reachable.
+
+Loss: supervised-contrastive InfoNCE (temperature ``--temperature``) on the L2-normalized
+patch embeddings (the dense output averaged over the patch). A batch is ``photos x histories x
+patches`` patches: patches of one photo under one history are positives, patches of other photos
+and of the same photo under its other histories negatives, so the embedding must encode the
+history rather than the content. Batches come from :mod:`training.fingerprint_data` (pure
+functions of ``(seed, step)``), prepared ahead by ``--workers`` processes.
+
+The run directory holds ``run.json`` (settings), ``last.pt`` (written atomically every
+``--checkpoint-minutes``, and at the end: weights, optimizer state, step, patches seen, torch RNG),
+``log.jsonl`` (the learning curve: training loss vs patches seen, validation loss and
+nearest-neighbour history accuracy on held-out photos, patches/s). ``--resume RUN_DIR`` continues
+exactly from ``last.pt`` with the saved settings (batch ``step`` is the same batch it would have
+been). The same script runs on a GPU (``--device cuda``, chosen automatically when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from training import fingerprint_data as fd
+
+VERSION = "fingerprint-1"
+DEFAULTS = dict(
+    data="/work/shared/data",
+    seed=0,
+    channels=32,
+    layers=8,
+    dim=16,
+    space_to_depth=4,
+    temperature=0.1,
+    lr=1e-3,
+    photos=16,
+    histories=2,
+    patches=4,
+    patch=64,
+    crop=96,
+    val_fraction=0.04,
+    val_batches=8,
+)
+
+
+class FingerprintNet(nn.Module):
+    """Luminance ``(N, 1, H, W)`` (H, W multiples of ``space_to_depth``) -> ``(N, dim, H/s, W/s)``."""
+
+    def __init__(self, channels: int = 32, layers: int = 6, dim: int = 16, space_to_depth: int = 4):
+        super().__init__()
+        self.space_to_depth = space_to_depth
+        blocks: list[nn.Module] = []
+        width_in = space_to_depth * space_to_depth
+        for _ in range(layers - 1):
+            blocks += [nn.Conv2d(width_in, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+            width_in = channels
+        blocks.append(nn.Conv2d(width_in, dim, 1))
+        self.body = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.space_to_depth > 1:
+            x = F.pixel_unshuffle(x, self.space_to_depth)
+        return self.body(x)
+
+
+def receptive_field(layers: int, space_to_depth: int) -> int:
+    """Pixels one output position sees: ``layers - 1`` 3x3 convolutions at stride ``space_to_depth``."""
+    return space_to_depth * (2 * (layers - 1) + 1)
+
+
+def build_net(settings: dict) -> FingerprintNet:
+    return FingerprintNet(settings["channels"], settings["layers"], settings["dim"], settings["space_to_depth"])
+
+
+def patch_embeddings(net: nn.Module, patches: torch.Tensor) -> torch.Tensor:
+    """L2-normalized patch embeddings: the dense output averaged over each patch."""
+    return F.normalize(net(patches).mean(dim=(2, 3)), dim=1)
+
+
+def supcon_loss(z: torch.Tensor, groups: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE with several positives per anchor (Khosla et al. 2020): mean over anchors of the
+    mean over its positives of ``-log softmax`` over all other patches of the batch."""
+    n = z.shape[0]
+    logits = z @ z.t() / temperature
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = (groups[:, None] == groups[None, :]) & ~self_mask
+    per_anchor = -(log_prob.masked_fill(~positives, 0.0).sum(dim=1)) / positives.sum(dim=1).clamp(min=1)
+    return per_anchor.mean()
+
+
+def neighbour_accuracy(z: torch.Tensor, groups: torch.Tensor) -> float:
+    """Share of patches whose nearest other patch has the same history (and photo)."""
+    sim = z @ z.t()
+    sim.fill_diagonal_(-2.0)
+    return float((groups[sim.argmax(dim=1)] == groups).float().mean())
+
+
+# --------------------------------------------------------------------------------------------
+# batches, prepared ahead in worker processes
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _batch_job(args):
+    sources, seed, step, shape = args
+    return step, fd.make_batch(sources, seed, step, shape)
+
+
+class BatchStream:
+    """Batches ``start, start+1, ...`` in order, ``prefetch`` of them prepared ahead by ``workers``
+    processes (``workers=0``: in this process)."""
+
+    def __init__(self, sources, seed: int, shape: fd.BatchShape, start: int, workers: int, prefetch: int = 8):
+        self.sources, self.seed, self.shape, self.next_step = [str(s) for s in sources], seed, shape, start
+        self.workers = workers
+        self.pending: collections.deque = collections.deque()
+        self.pool = None
+        if workers > 0:
+            import multiprocessing as mp
+
+            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker)
+            for _ in range(prefetch):
+                self._submit()
+
+    def _submit(self) -> None:
+        job = (self.sources, self.seed, self.next_step, self.shape)
+        self.pending.append(self.pool.apply_async(_batch_job, (job,)))
+        self.next_step += 1
+
+    def get(self):
+        if self.pool is None:
+            step = self.next_step
+            self.next_step += 1
+            return _batch_job((self.sources, self.seed, step, self.shape))
+        result = self.pending.popleft().get()
+        self._submit()
+        return result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save`` to a temporary file then an atomic rename: a kill never leaves half a file."""
+    tmp = path.with_name(path.name + ".part")
+    torch.save(state, tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    return torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=False)
+
+
+def load_net(run_dir: Path) -> tuple[FingerprintNet, dict]:
+    """The trained network of a run directory (eval mode) and its settings."""
+    ckpt = load_checkpoint(run_dir)
+    net = build_net(ckpt["settings"])
+    net.load_state_dict(ckpt["model"])
+    net.eval()
+    return net, ckpt
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log lines past the checkpoint's step, so a resumed run's curve has no duplicates."""
+    if not log_path.is_file():
+        return
+    kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+    log_path.write_text("".join(line + "\n" for line in kept))
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def train(settings: dict, out: Path, *, resume: bool, minutes: float, threads: int, workers: int,
+          device: str, checkpoint_minutes: float, log_every: int, val_every: int, max_steps: int | None,
+          decay_last: float = 0.0, lr_override: float | None = None, sources=None, quiet: bool = False) -> dict:
+    """One training invocation; returns the last log record. ``sources``: photo paths (default: the data root)."""
+    torch.set_num_threads(threads)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.jsonl"
+    shape = fd.BatchShape(settings["photos"], settings["histories"], settings["patches"], settings["patch"], settings["crop"])
+    if sources is None:
+        sources = fd.list_sources(settings["data"])
+    train_sources, val_sources = fd.split_sources(list(map(Path, sources)), settings["val_fraction"])
+    if not val_sources:
+        val_sources = train_sources[:2]
+    net = build_net(settings).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings["lr"])
+    step, patches_seen, train_seconds = 0, 0, 0.0
+    if resume:
+        ckpt = load_checkpoint(out)
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step, patches_seen, train_seconds = ckpt["step"], ckpt["patches_seen"], ckpt["train_seconds"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        _truncate_log(log_path, step)
+    else:
+        torch.manual_seed(settings["seed"])
+        net = build_net(settings).to(device)  # same init whatever happened before
+        optimizer = torch.optim.Adam(net.parameters(), lr=settings["lr"])
+        (out / "run.json").write_text(json.dumps({"settings": settings, "version": VERSION,
+                                                  "sources": {"train": len(train_sources), "validation": len(val_sources)}}, indent=2))
+        if log_path.exists():
+            log_path.unlink()
+    base_lr = lr_override if lr_override is not None else settings["lr"]
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr
+
+    val = [fd.make_batch([str(s) for s in val_sources], 10_000 + settings["seed"], i, shape) for i in range(settings["val_batches"])]
+
+    def validate() -> tuple[float, float]:
+        net.eval()
+        losses, accs = [], []
+        with torch.no_grad():
+            for x, g in val:
+                z = patch_embeddings(net, torch.from_numpy(x).to(device))
+                g = torch.from_numpy(g).to(device)
+                losses.append(float(supcon_loss(z, g, settings["temperature"])))
+                accs.append(neighbour_accuracy(z, g))
+        net.train()
+        return float(np.mean(losses)), float(np.mean(accs))
+
+    stream = BatchStream(train_sources, settings["seed"], shape, step, workers)
+    started = time.time()
+    last_ckpt = started
+    window_loss: list[float] = []
+    window_start, window_patches = time.time(), 0
+    record: dict = {}
+
+    def checkpoint() -> None:
+        save_checkpoint(out / "last.pt", {
+            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "patches_seen": patches_seen, "train_seconds": train_seconds + (time.time() - started),
+            "torch_rng": torch.get_rng_state(), "settings": settings, "version": VERSION,
+        })
+
+    net.train()
+    try:
+        while True:
+            elapsed = time.time() - started
+            if max_steps is not None and step >= max_steps:
+                break
+            if minutes and elapsed >= minutes * 60:
+                break
+            if decay_last and minutes and elapsed >= (1 - decay_last) * minutes * 60:
+                for group in optimizer.param_groups:
+                    group["lr"] = base_lr * 0.1
+            got_step, (x, g) = stream.get()
+            assert got_step == step, (got_step, step)
+            z = patch_embeddings(net, torch.from_numpy(x).to(device))
+            loss = supcon_loss(z, torch.from_numpy(g).to(device), settings["temperature"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            patches_seen += len(x)
+            window_patches += len(x)
+            window_loss.append(loss.item())
+            if step % log_every == 0 or (max_steps is not None and step >= max_steps):
+                now = time.time()
+                record = {"step": step, "patches_seen": patches_seen, "loss": float(np.mean(window_loss)),
+                          "patches_per_s": window_patches / max(now - window_start, 1e-9),
+                          "train_seconds": round(train_seconds + now - started, 1), "lr": optimizer.param_groups[0]["lr"]}
+                if step % val_every == 0:
+                    record["val_loss"], record["val_accuracy"] = validate()
+                with open(log_path, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                if not quiet:
+                    print(json.dumps(record), flush=True)
+                window_loss, window_start, window_patches = [], time.time(), 0
+            if time.time() - last_ckpt >= checkpoint_minutes * 60:
+                checkpoint()
+                last_ckpt = time.time()
+    finally:
+        stream.close()
+    record = {"step": step, "patches_seen": patches_seen, "final": True}
+    record["val_loss"], record["val_accuracy"] = validate()
+    with open(log_path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    checkpoint()
+    if not quiet:
+        print(json.dumps(record), flush=True)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="run directory (new run)")
+    parser.add_argument("--resume", type=Path, help="run directory to continue from its last.pt")
+    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes (0: no limit)")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop at this step")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--workers", type=int, default=1, help="batch-preparing processes (0: inline)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    parser.add_argument("--log-every", type=int, default=25, help="steps per log record")
+    parser.add_argument("--val-every", type=int, default=100, help="steps per validation (a multiple of --log-every)")
+    parser.add_argument("--decay-last", type=float, default=0.0,
+                        help="divide the learning rate by 10 for this last fraction of --minutes")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (on --resume: override the saved one)")
+    for key in ("data", "seed", "channels", "layers", "dim", "space_to_depth", "temperature", "photos",
+                "histories", "patches", "patch", "crop"):
+        parser.add_argument("--" + key.replace("_", "-"), type=type(DEFAULTS[key]), default=None)
+    args = parser.parse_args(argv)
+    if (args.out is None) == (args.resume is None):
+        parser.error("give exactly one of --out and --resume")
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.resume:
+        out = args.resume
+        settings = json.loads((out / "run.json").read_text())["settings"]
+    else:
+        out = args.out
+        settings = dict(DEFAULTS)
+        for key in DEFAULTS:
+            value = getattr(args, key, None)
+            if value is not None:
+                settings[key] = value
+        if args.lr is not None:
+            settings["lr"] = args.lr
+    if settings["patch"] % settings["space_to_depth"] or settings["crop"] < settings["patch"]:
+        parser.error("--patch must be a multiple of --space-to-depth and at most --crop")
+    print(f"fingerprint training on {device} ({platform.processor() or platform.machine()}), "
+          f"threads={args.threads}, workers={args.workers}, out={out}", file=sys.stderr)
+    train(settings, out, resume=bool(args.resume), minutes=args.minutes, threads=args.threads, workers=args.workers,
+          device=device, checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every,
+          val_every=args.val_every, max_steps=args.max_steps, decay_last=args.decay_last,
+          lr_override=args.lr if args.resume else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
