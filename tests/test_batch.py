@@ -94,7 +94,7 @@ def assert_rerun_finishes_each_image_once(photos: Path, out: Path, models: Path,
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 1, rerun.stderr  # one input is corrupt
     assert "corrupt.jpg" in rerun.stderr.split("failed:")[-1]
-    summary = rerun.stderr.strip().splitlines()[-1]
+    summary = rerun.stdout.strip().splitlines()[-1]  # the summary on stdout, the failures on stderr
     assert f"{GOOD - len(before)} analysed in this run, {len(before)} skipped as done before, 1 failed" in summary
     after = json_stamps(out)
     assert {name: after[name] for name in before} == before
@@ -140,10 +140,10 @@ def test_no_worker_outlives_a_stopped_two_worker_batch(photos, models, tmp_path,
     tracker end with it (a SIGKILL leaves it no chance to stop them itself); SIGTERM also keeps
     what finished, says how far it got and exits with 128 + 15."""
     out = tmp_path / "out"
-    log = tmp_path / "stderr.txt"
-    with open(log, "w") as stderr:
+    log = tmp_path / "stdout.txt"
+    with open(log, "w") as stdout:
         first = subprocess.Popen(batch_command(photos, out, models, "--workers", "2"), cwd=REPO,
-                                 env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
+                                 env=environment(), stdout=stdout, stderr=subprocess.DEVNULL)
     wait_for_outputs(first, out, 2)
     helpers = psutil.Process(first.pid).children(recursive=True)
     assert len(helpers) >= 2  # two workers (and the resource tracker)
@@ -207,9 +207,9 @@ def test_empty_folder_is_a_failure_with_a_summary_line(tmp_path, models, capsys)
     """Like any failed input: exit 1 and a last line that says what happened (it was exit 2, no summary)."""
     (tmp_path / "empty").mkdir()
     assert cli.main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--models", str(models)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[0] == f"error: {tmp_path / 'empty'}: no images found"
-    assert err[-1] == "0 images: nothing analysed, nothing written"
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"error: {tmp_path / 'empty'}: no images found"]
+    assert captured.out.strip().splitlines() == ["0 images: nothing analysed, nothing written"]
     assert not (tmp_path / "out").exists()
 
 

@@ -260,3 +260,105 @@ def test_a_run_that_wrote_nothing_does_not_point_at_an_output_folder(tmp_path, c
     assert main(["localize", str(bad), "--out", str(out), "--models", str(contract_models)]) == 1
     assert capsys.readouterr().out.strip().splitlines()[-1] == "0 of 1 images analysed (1 failed); nothing written"
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- stdout, stderr, --help (issue 27)
+
+
+def _wsloc(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WSLOC_PROVIDERS="CPUExecutionProvider",
+               PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "wsloc_runtime", *arguments], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["localize", "batch"])
+def test_the_summary_goes_to_stdout_and_the_diagnostics_to_stderr(command, tmp_path, contract_models, splice):
+    """``wsloc batch ... > log`` once left the log empty: batch printed its summary on stderr."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    save_rgb(folder / "forged.png", splice[0])
+    (folder / "broken.png").write_text("not an image")
+    done = _wsloc("-q", command, str(folder), "--out", str(tmp_path / "out"), "--models", str(contract_models),
+                  cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    out, err = done.stdout.strip().splitlines(), done.stderr.strip().splitlines()
+    summary = out[-1]
+    if command == "localize":
+        assert summary.startswith("1 of 2 images analysed (1 failed)"), done.stdout
+    else:
+        assert summary.startswith("2 images: 1 analysed in this run, 0 skipped as done before, 1 failed"), done.stdout
+    assert summary.endswith(("/", os.sep)) or "results in" in summary
+    assert "broken.png" in done.stderr and "broken.png" not in done.stdout
+    assert not any(line.startswith(summary[:12]) for line in err), "the summary is printed once, on stdout"
+
+
+def test_a_truncated_png_gives_one_line_and_no_decoder_noise(tmp_path, contract_models, splice, capfd):
+    """libpng printed "libpng error: Not enough image data" (C's stderr, through OpenCV's imdecode)
+    above wsloc's own message; capfd sees file descriptor 2 itself, where that line went."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(splice[0], cv2.COLOR_RGB2BGR))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(encoded.tobytes()[: encoded.size // 2])
+    capfd.readouterr()
+    code = main(["-q", "localize", str(truncated), "--out", str(tmp_path / "out"), "--models", str(contract_models)])
+    captured = capfd.readouterr()
+    assert code == 1
+    assert captured.err.strip().splitlines() == [f"error: {truncated}: not a readable image (the file is truncated)"]
+    assert "libpng" not in captured.err + captured.out
+
+
+def test_damaged_files_of_every_kind_fail_quietly(capfd):
+    """Each damaged file is refused by wsloc alone: no libpng line, no OpenCV log line, no Pillow warning."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from wsloc_runtime.errors import InvalidImageError
+    from wsloc_runtime.imageio import load_image
+
+    rgb = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
+    encoded = {ext: cv2.imencode(ext, rgb)[1].tobytes() for ext in (".png", ".jpg", ".tiff", ".webp", ".bmp")}
+    broken_header = encoded[".png"][:16] + b"\0" * 8 + encoded[".png"][24:]  # width and height 0
+    damaged = [data[: len(data) // 2] for data in encoded.values()] + [
+        broken_header, b"II*\x00" + b"\x07" * 200, b"MM\x00*" + b"\x00" * 100, b"GIF89a" + b"\x01" * 50]
+    capfd.readouterr()
+    for data in damaged:
+        with pytest.raises(InvalidImageError, match="not a readable image"):
+            load_image(data)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "", captured.err
+    # The OpenCV fallback still reads what Pillow cannot, and leaves OpenCV's log level as it was.
+    level = cv2.utils.logging.getLogLevel()
+    hdr = cv2.imencode(".hdr", rgb.astype(np.float32) / 255)[1].tobytes()
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(hdr))
+    assert load_image(hdr).shape == (60, 80, 3)
+    assert cv2.utils.logging.getLogLevel() == level
+
+
+def _help_texts() -> dict[str, str]:
+    from wsloc_runtime.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 (argparse keeps them here)
+    return {"wsloc": parser.format_help(), **{f"wsloc {name}": sub.format_help() for name, sub in commands.items()}}
+
+
+def test_help_figures_are_the_measured_ones():
+    """``wsloc batch --help`` once said a 108 MP photo needs about 1.4 GB where the README measured
+    3.1 GB: every size, memory or time figure in a --help must be one the docs state."""
+    import re
+
+    from wsloc_runtime.options import LARGEST_MEASURED
+
+    docs = " ".join((REPO_ROOT / name).read_text(encoding="utf-8")
+                    for name in ("README.md", "docs/performance.md")).split()
+    docs = " ".join(docs)
+    helps = _help_texts()
+    assert all(LARGEST_MEASURED in " ".join(text.split()) for name, text in helps.items() if name != "wsloc"
+               and "--max-megapixels" in text)
+    measured = LARGEST_MEASURED.split("took ", 1)[1].split(" on ")[0]  # "24 s and 3.1 GB at its peak"
+    assert measured in docs, f"the docs no longer say {measured!r}: update LARGEST_MEASURED or the docs"
+    for name, text in helps.items():
+        for figure in re.findall(r"\d+(?:\.\d+)?\s(?:GB|MB|ms|s)\b", " ".join(text.split())):
+            assert figure in docs, f"{name} --help says {figure!r}, which neither README.md nor docs/performance.md states"

@@ -457,7 +457,7 @@ def command_batch(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.input)
     if not inputs:  # a failed input, like a broken image: reported, one summary line, exit 1
         print(f"error: {args.input}: no images found", file=sys.stderr)
-        print("0 images: nothing analysed, nothing written", file=sys.stderr)
+        print("0 images: nothing analysed, nothing written")
         return 1
     with stop_on_signals():
         outcome = run_batch(inputs, args.out, args, workers=args.workers, ray_address=args.ray,
@@ -467,7 +467,11 @@ def command_batch(args: argparse.Namespace) -> int:
         for source, error in outcome.failures:
             # Most messages already start with the file's name.
             print(f"  {error}" if error.startswith(source) else f"  {source}: {error}", file=sys.stderr)
-    print(batch_summary(outcome, Path(args.out) / RESULTS_CSV), file=sys.stderr)
+    # Diagnostics (the failures above, progress, errors) on stderr; the summary on stdout, as
+    # ``localize`` prints its own, so ``wsloc batch ... > log`` keeps it. Stderr first: a terminal
+    # shows the summary last.
+    sys.stderr.flush()
+    print(batch_summary(outcome, Path(args.out) / RESULTS_CSV), flush=True)
     if outcome.stopped_by is not None:
         return 128 + outcome.stopped_by  # what a shell reports for a process the signal ended
     return 1 if outcome.failures else 0
@@ -478,7 +482,8 @@ def register(commands) -> None:
     batch = commands.add_parser(
         "batch", help="localize a folder or list of images, resumably, with a results table",
         description="Outputs as 'localize', plus results.csv / results.jsonl. Rerunning skips images "
-                    "whose <stem>.json exists; failed images are retried and listed; exit 1 if any failed.",
+                    "whose <stem>.json exists; failed images are retried and listed (on stderr, with the "
+                    "progress bar); the summary line goes to stdout; exit 1 if any failed.",
     )
     batch.add_argument("input", metavar="INPUT_DIR_OR_LIST", help="folder of images, or a text file of paths")
     batch.add_argument("--out", required=True, metavar="DIR")

@@ -69,7 +69,8 @@ def command_localize(args: argparse.Namespace) -> int:
                 for note in row["notes"]:
                     progress.write(f"  note: {note}")
         progress.close()
-    print(localize_summary(rows, empty_folders, out_dir))
+    sys.stderr.flush()
+    print(localize_summary(rows, empty_folders, out_dir), flush=True)
     return 1 if empty_folders or any(row["error"] is not None for row in rows) else 0
 
 
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     localize = commands.add_parser(
         "localize", help="heatmap, mask, overlay and JSON for each image",
         description="Writes <name>_heatmap.png, <name>_mask.png, <name>_overlay.png and <name>.json per image, "
-                    "prints one line per image and a summary line; exit 1 if any image failed.",
+                    "prints one line per image and a summary line on stdout (errors and progress on "
+                    "stderr); exit 1 if any image failed.",
     )
     localize.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                           help="image files, or folders: their image files, not recursive, without the "

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import secrets
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,10 +116,13 @@ def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
 def _size_checked_by_wsloc():
     """Silence Pillow's ``DecompressionBombWarning`` (89 MP, whatever ``max_pixels`` says): the
     header's size goes through :func:`_check_size` before anything is decoded, so the warning
-    would only add source lines to a command's output. (Warning filters are process-wide; in a
-    threaded server the worst a race can do is let one warning through to the log.)"""
+    would only add source lines to a command's output. Pillow's other warnings about a damaged file
+    ("Corrupt EXIF data", "Truncated File Read") are silenced too: the file either reads, or
+    fails with wsloc's one-line message. (Warning filters are process-wide; in a threaded server
+    the worst a race can do is let one warning through to the log.)"""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         yield
 
 
@@ -165,6 +169,50 @@ def _frame_count(image: Image.Image) -> int:
         return 1
 
 
+#: Signatures of the formats Pillow reads in full: a file that starts with one and that Pillow cannot
+#: read is not handed to OpenCV (WebP's is RIFF....WEBP; RIFF alone is also WAV and AVI, which
+#: OpenCV does not read either).
+_PILLOW_OWNS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
+
+_opencv_log_lock = threading.Lock()
+_opencv_log_users = 0
+_opencv_log_saved: int | None = None
+
+
+@contextlib.contextmanager
+def _opencv_log_silenced():
+    """OpenCV's own log lines (``[ WARN:0@...]``, ``[ERROR:0@...]``, with libtiff's complaints routed
+    through them) off while wsloc's fallback decode runs: a failed decode is reported once, by wsloc.
+
+    Why not redirect file descriptor 2 around ``cv2.imdecode``: the descriptor belongs to the whole
+    process, and ``wsloc batch`` and the app decode on several threads while others print (progress
+    bars, error lines, Gradio's log); whatever they wrote in that window would be lost, and a lock
+    orders only wsloc's own decodes, not their writes. OpenCV's log level is process-wide too, so it
+    is counted: the first decode in flight lowers it, the last one out restores what it was, and no
+    thread's decode runs with the level restored under it. What that costs: OpenCV log lines of other
+    code in the same process are silenced while a fallback decode runs (rare: only files Pillow
+    cannot read get here). Codecs that print with C's stdio instead (libpng) never get a file here
+    (``_PILLOW_OWNS``)."""
+    global _opencv_log_users, _opencv_log_saved
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:  # an OpenCV build without the logging module: nothing to silence
+        yield
+        return
+    with _opencv_log_lock:
+        if _opencv_log_users == 0:
+            _opencv_log_saved = logging_api.getLogLevel()
+            logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+        _opencv_log_users += 1
+    try:
+        yield
+    finally:
+        with _opencv_log_lock:
+            _opencv_log_users -= 1
+            if _opencv_log_users == 0 and _opencv_log_saved is not None:
+                logging_api.setLogLevel(_opencv_log_saved)
+                _opencv_log_saved = None
+
+
 def _decode_bytes(data: bytes, name: str, max_pixels: int) -> DecodedImage:
     if len(data) == 0:
         raise InvalidImageError(f"{name}: file is empty")
@@ -181,15 +229,22 @@ def _decode_bytes(data: bytes, name: str, max_pixels: int) -> DecodedImage:
         raise _refuse_over_pillow_ceiling(name, max_pixels, data) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         pil_error = error
-    # OpenCV reads some files Pillow cannot (e.g. 16-bit RGB TIFF); it never raises, it returns None.
+    reason = str(pil_error).splitlines()[0] if pil_error else "unknown format"
+    if isinstance(pil_error, UnidentifiedImageError):
+        reason = "unknown or unsupported image format"
+    elif "truncated" in reason.lower():
+        reason = "the file is truncated"
+    # OpenCV reads some files Pillow cannot (Radiance HDR, PFM, TIFF variants); it never raises, it
+    # returns None. It gets no file that Pillow's verdict settles: a truncated file, or one whose
+    # signature is a format Pillow reads in full (PNG, JPEG, GIF, BMP, WebP). Its decoders for those
+    # would only fail again, and libpng's fails loudly: it prints "libpng error: ..." to the process's
+    # stderr with C's fprintf, above wsloc's own one-line message.
+    if reason == "the file is truncated" or data.startswith(_PILLOW_OWNS):
+        raise InvalidImageError(f"{name}: not a readable image ({reason})")
     buffer = np.frombuffer(data, dtype=np.uint8)
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    with _opencv_log_silenced():
+        decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if decoded is None:
-        reason = str(pil_error).splitlines()[0] if pil_error else "unknown format"
-        if isinstance(pil_error, UnidentifiedImageError):
-            reason = "unknown or unsupported image format"
-        elif "truncated" in reason.lower():
-            reason = "the file is truncated"
         raise InvalidImageError(f"{name}: not a readable image ({reason})")
     _check_size(decoded.shape[0], decoded.shape[1], max_pixels, name)
     if decoded.ndim == 3 and decoded.shape[2] >= 3:

@@ -17,6 +17,12 @@ from .fusion import DEFAULT_EVIDENCE, DEFAULT_FUSION, FUSION_MODES
 from .views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 
+#: What the largest photo measured cost, as README ("Limits") and docs/performance.md give it
+#: (``/usr/bin/time -f '%e s %M KB' python -m wsloc_runtime -q localize BIG.jpg --out out/``, all the
+#: evidence, 2 cores). tests/test_runtime_cli.py checks that the docs still say so.
+LARGEST_MEASURED = "a 108 MP photo took 24 s and 3.1 GB at its peak on 2 cores"
+
+
 def add_localizer_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every command that runs the models shares."""
     group = parser.add_argument_group("models")
@@ -32,7 +38,7 @@ def add_localizer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
         help=f"refuse images with more megapixels, checked on the file's header before decoding "
-             f"(default {DEFAULT_MAX_PIXELS / 1e6:.0f}; a 108 MP photo needs about 1.4 GB of memory)",
+             f"(default {DEFAULT_MAX_PIXELS / 1e6:.0f}; {LARGEST_MEASURED})",
     )
     group.add_argument(
         "--views", default=DEFAULT_TEST_TIME_VIEWS, choices=list(TEST_TIME_VIEWS),
