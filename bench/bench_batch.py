@@ -7,8 +7,10 @@ left out, then ``images / seconds`` over the rest.
 
     nice -n 15 python -m bench.bench_batch --models build/bench_models/resnet50 --images 24
 
-Configurations are ``workers x intra-op threads``; ``0`` threads means onnxruntime's
-default (one per core). ``CPU s/img`` is all processes' CPU time over the images (start-up
+Configurations are ``WORKERSxTHREADS``: threads per worker for onnxruntime, OpenCV and numpy's
+BLAS alike (``wsloc batch --threads-per-worker``); ``0`` is the batch's default rule,
+``max(1, usable cores // workers)`` (``wsloc_runtime.threads``), and the table shows the number it
+gave. ``vs 1 worker`` is against one worker with the default rule. ``CPU s/img`` is all processes' CPU time over the images (start-up
 included): on a host shared with other jobs it shows whether more workers cost more work per
 image, which wall-clock throughput there cannot.
 """
@@ -56,10 +58,12 @@ def measure(paths: list[str], models: str, workers: int, threads: int, views: st
     import argparse as ap
 
     from wsloc_runtime.batch import _local_rows, worker_threads
+    from wsloc_runtime.threads import usable_cores
     from wsloc_runtime.cli import output_stems
 
     settings = ap.Namespace(models=models, variants="2,3,4", segmenter="graph", segmenter_models=None,
-                            providers="CPUExecutionProvider", work_max_side=1024, threads=threads, views=views)
+                            providers="CPUExecutionProvider", work_max_side=1024, threads=0, views=views,
+                            threads_per_worker=threads)
     with tempfile.TemporaryDirectory() as out:
         # CPU of this process (1 worker runs here) plus that of reaped worker processes.
         cpu_start = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime \
@@ -74,7 +78,8 @@ def measure(paths: list[str], models: str, workers: int, threads: int, views: st
     cpu_seconds = time.process_time() + children.ru_utime + children.ru_stime - cpu_start
     steady = finished[workers - 1 :]  # from the moment every worker has finished its first image
     images_per_s = (len(steady) - 1) / (steady[-1] - steady[0])
-    return {"workers": workers, "threads_per_worker": worker_threads(workers, threads),
+    return {"workers": workers, "threads_setting": threads or "default",
+            "threads_per_worker": worker_threads(workers, threads), "usable_cores": usable_cores(),
             "images": len(paths), "total_s": round(finished[-1], 2), "images_per_s": round(images_per_s, 3),
             "end_to_end_images_per_s": round(len(paths) / finished[-1], 3),
             "cpu_s_per_image": round(cpu_seconds / len(paths), 3)}
@@ -85,8 +90,9 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default=None, help="wcbnet{2,3,4}.onnx folder (default: contract test models)")
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--size", default="1152x864", help="photo size WxH (default 1 MP)")
-    parser.add_argument("--configs", default="1x0,1x1,2x1",
-                        help="WORKERSxTHREADS, comma-separated (threads 0 = onnxruntime default)")
+    parser.add_argument("--configs", default="1x0,2x0,2x2",
+                        help="WORKERSxTHREADS, comma-separated (threads per worker for onnxruntime, OpenCV and "
+                             "BLAS; 0 = the default rule, max(1, cores // workers))")
     parser.add_argument("--views", default=DEFAULT_TEST_TIME_VIEWS, choices=list(TEST_TIME_VIEWS),
                         help="test-time views averaged per model (default: the runtime's)")
     parser.add_argument("--out", default=None)
@@ -104,7 +110,7 @@ def main(argv=None) -> int:
             result = measure(paths, str(Path(args.models).resolve()), workers, threads, args.views)
             print(f"{config}: {result['images_per_s']:.2f} img/s", file=sys.stderr)
             results.append(result)
-    base = next((r["images_per_s"] for r in results if r["workers"] == 1 and r["threads_per_worker"] == 0),
+    base = next((r["images_per_s"] for r in results if r["workers"] == 1 and r["threads_setting"] == "default"),
                 results[0]["images_per_s"])
     for result in results:
         result["speedup_vs_1_worker"] = round(result["images_per_s"] / base, 2)
@@ -118,7 +124,8 @@ def main(argv=None) -> int:
         "results": results,
     }
     out = write_result(result_name("batch", args.models, args.views), payload, args.out)
-    rows = [[r["workers"], r["threads_per_worker"] or "default", r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x",
+    rows = [[r["workers"], f"{r['threads_per_worker']} ({'rule' if r['threads_setting'] == 'default' else 'set'})",
+             r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x",
              r["end_to_end_images_per_s"], r["total_s"], r["cpu_s_per_image"]] for r in results]
     print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "img/s (incl. start-up)", "total s",
                  "CPU s/img (incl. start-up)"], rows))

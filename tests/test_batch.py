@@ -292,3 +292,42 @@ def test_stop_while_two_workers_have_results_waiting_keeps_every_written_image(p
     assert outcome.stopped_by == signal.SIGTERM
     assert len(assert_every_json_is_a_row(out, outcome)) >= 3
     assert not list(out.glob(".*.part"))
+
+
+def test_thread_rule_shares_the_cores_out_and_never_oversubscribes():
+    # 16 workers on 16 cores run one thread each (16 in all), not 16 x 16.
+    assert [batch.worker_threads(w, cores=16) for w in (1, 2, 4, 8, 16, 32)] == [16, 8, 4, 2, 1, 1]
+    assert batch.worker_threads(2, cores=2) == 1
+    assert batch.worker_threads(1, cores=2) == 2
+    assert batch.worker_threads(4, requested=3, cores=16) == 3  # --threads-per-worker wins
+
+
+def test_each_worker_sets_its_threads_in_onnxruntime_opencv_and_blas(models, monkeypatch):
+    """The threads each worker process really set: every onnxruntime session, OpenCV and numpy's
+    BLAS (no timing). The rule is computed in the batch's process from its usable cores."""
+    from wsloc_runtime import threads as thread_rule
+
+    monkeypatch.setattr(thread_rule, "usable_cores", lambda: 6)  # 2 workers on "6 cores": 3 threads each
+    settings = batch.argparse.Namespace(models=str(models), variants="2,3,4", segmenter="graph",
+                                        segmenter_models=None, providers="CPUExecutionProvider", work_max_side=1024,
+                                        threads=0, views="none", max_megapixels=None, threads_per_worker=0)
+    with batch.worker_pool(settings, 2) as pool:
+        reports = [pool.submit(batch.worker_thread_counts).result(timeout=300) for _ in range(4)]
+    for report in reports:
+        assert report["pid"] != os.getpid()
+        assert report["onnxruntime"] == [3, 3, 3]
+        assert report["opencv"] == 3
+        # OpenBLAS never goes above the machine's own cores.
+        assert report["blas"] == min(3, os.cpu_count())
+
+    settings.threads_per_worker = 1
+    with batch.worker_pool(settings, 2) as pool:
+        report = pool.submit(batch.worker_thread_counts).result(timeout=300)
+    assert (report["onnxruntime"], report["opencv"], report["blas"]) == ([1, 1, 1], 1, 1)
+
+
+def test_threads_per_worker_flag(photos, models, tmp_path):
+    args = cli.build_parser().parse_args(["batch", str(photos), "--out", str(tmp_path / "o"), "--models", str(models),
+                                          "--threads-per-worker", "1"])
+    assert args.threads_per_worker == 1
+    assert batch.requested_threads(args) == 1

@@ -45,6 +45,7 @@ from .errors import Stopped, WslocError
 from .imageio import IMAGE_SUFFIXES, _atomic_write, image_files  # noqa: F401  (IMAGE_SUFFIXES: for importers)
 from .options import add_localizer_arguments, localizer_from_args
 from .outputs import ROW_FIELDS, localize_to_files, output_stems, row_from_payload, verdict_counts
+from .threads import limit_threads, thread_counts, thread_environment, threads_per_worker
 from .views import DEFAULT_TEST_TIME_VIEWS
 
 RESULTS_JSONL = "results.jsonl"
@@ -52,7 +53,7 @@ RESULTS_CSV = "results.csv"
 CSV_COLUMNS = ROW_FIELDS
 #: Settings a worker needs to rebuild the Localizer with :func:`wsloc_runtime.options.localizer_from_args`.
 LOCALIZER_SETTINGS = ("models", "variants", "segmenter", "segmenter_models", "providers", "work_max_side", "threads",
-                      "views", "max_megapixels")
+                      "views", "max_megapixels", "threads_per_worker")
 #: How often a worker checks that the batch's process is still its parent (where prctl is missing).
 PARENT_CHECK_INTERVAL_S = 0.5
 PR_SET_PDEATHSIG = 1
@@ -86,13 +87,14 @@ _SETUP_ERROR: str | None = None
 
 
 def _init_worker(settings: argparse.Namespace, threads: int) -> None:
-    """Build this worker's one Localizer; a failure is kept and reported by the first task."""
+    """Build this worker's one Localizer; a failure is kept and reported by the first task.
+
+    ``threads`` (see :func:`worker_threads`) is given to OpenCV and numpy's BLAS here, and to
+    onnxruntime through ``settings.threads`` (each session's ``intra_op_num_threads``): each
+    library would otherwise start one thread per core in every worker."""
     global _LOCALIZER, _SETUP_ERROR
     if threads > 0:
-        import cv2
-
-        # OpenCV's own pool would otherwise use every core in every worker.
-        cv2.setNumThreads(threads)
+        limit_threads(threads)
     _LOCALIZER, _SETUP_ERROR = None, None  # workers=1 runs in the caller's process, maybe more than once
     try:
         _LOCALIZER = localizer_from_args(settings)
@@ -132,6 +134,15 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(PARENT_CHECK_INTERVAL_S)
     os._exit(1)  # not sys.exit: that would only end this thread
+
+
+def worker_thread_counts() -> dict:
+    """The threads this worker's libraries were given: onnxruntime per session, OpenCV, BLAS
+    (for tests and benchmarks; run it as a task in a worker)."""
+    sessions = [model.session for model in (_LOCALIZER.models if _LOCALIZER is not None else [])]
+    return {"pid": os.getpid(),
+            "onnxruntime": [session.get_session_options().intra_op_num_threads for session in sessions],
+            **thread_counts()}
 
 
 def _localize_one(source: str, stem: str, out_dir: str) -> dict:
@@ -206,30 +217,43 @@ def _row_from_json(path: Path, source: str, stem: str) -> dict:
     return row_from_payload(json.loads(path.read_text(encoding="utf-8")), source, stem)
 
 
-def worker_threads(workers: int, requested: int) -> int:
-    """Intra-op threads per worker: as asked, else the cores shared out (1 each on a 2-core host
-    with 2 workers; measured in bench/bench_batch.py, oversubscribing costs throughput)."""
-    if requested > 0:
-        return requested
-    if workers <= 1:
-        return 0
-    return max(1, (os.cpu_count() or 1) // workers)
+def worker_threads(workers: int, requested: int = 0, cores: int | None = None) -> int:
+    """Threads per worker for onnxruntime, OpenCV and numpy's BLAS alike: as asked, else the usable
+    cores shared out, ``max(1, cores // workers)`` (1 each for 2 workers on 2 cores, 1 each for 16
+    on 16; :func:`wsloc_runtime.threads.threads_per_worker`)."""
+    return threads_per_worker(workers, requested, cores)
+
+
+def requested_threads(settings: argparse.Namespace) -> int:
+    """``--threads-per-worker``, else ``--threads`` (onnxruntime's, which batch applies to all three), else 0."""
+    return int(getattr(settings, "threads_per_worker", None) or getattr(settings, "threads", None) or 0)
+
+
+@contextlib.contextmanager
+def worker_pool(settings: argparse.Namespace, workers: int) -> Iterator[ProcessPoolExecutor]:
+    """``workers`` local worker processes, each with its Localizer and its share of the threads
+    (:func:`worker_threads`). ``spawn``: a fork would copy any onnxruntime thread pools of the
+    parent into the children; the workers start inside :func:`thread_environment`, so their BLAS
+    loads with their share of the threads."""
+    import multiprocessing
+
+    threads = worker_threads(workers, requested_threads(settings))
+    worker_settings = argparse.Namespace(**{**vars(settings), "threads": threads})
+    context = multiprocessing.get_context("spawn")
+    with thread_environment(threads), \
+            ProcessPoolExecutor(workers, mp_context=context, initializer=_init_pool_worker,
+                                initargs=(os.getpid(), worker_settings, threads)) as pool:
+        yield pool
 
 
 def _local_rows(todo, out_dir: Path, settings: argparse.Namespace, workers: int) -> Iterator[dict]:
-    threads = worker_threads(workers, settings.threads)
-    worker_settings = argparse.Namespace(**{**vars(settings), "threads": threads})
     if workers <= 1:
-        _init_worker(worker_settings, threads)
+        threads = worker_threads(workers, requested_threads(settings))
+        _init_worker(argparse.Namespace(**{**vars(settings), "threads": threads}), threads)
         for source, stem in todo:
             yield _localize_one(source, stem, str(out_dir))
         return
-    import multiprocessing
-
-    # spawn: a fork would copy any onnxruntime thread pools of the parent into the children.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_pool_worker,
-                             initargs=(os.getpid(), worker_settings, threads)) as pool:
+    with worker_pool(settings, workers) as pool:
         pending = iter(todo)
         running = set()
         try:
@@ -281,7 +305,7 @@ def _ray_rows(todo, out_dir: Path, settings: argparse.Namespace, workers: int, a
     gpus_per_actor = min(1.0, gpus / actors) if gpus else 0
     # Each actor reserves the cores its onnxruntime and OpenCV threads will use, so Ray never
     # packs more threads onto a node than it has cores (see worker_threads).
-    threads = settings.threads or max(1, int(resources.get("CPU", 1)) // actors)
+    threads = worker_threads(actors, requested_threads(settings), cores=int(resources.get("CPU", 1)))
     worker_settings = argparse.Namespace(**{**vars(settings), "threads": threads})
 
     @ray.remote(num_cpus=threads, num_gpus=gpus_per_actor)
@@ -492,6 +516,9 @@ def register(commands) -> None:
     batch.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                        help="run on Ray: a cluster address, or none for RAY_ADDRESS / a local instance "
                             "(put --ray after INPUT, or write --ray=ADDRESS)")
+    batch.add_argument("--threads-per-worker", type=int, default=0, metavar="N",
+                       help="threads each worker gives onnxruntime, OpenCV and numpy's BLAS (default: the usable "
+                            "cores shared out, max(1, cores // workers))")
     add_localizer_arguments(batch)
     batch.set_defaults(handler=_command_batch_defaults)
 
@@ -501,4 +528,6 @@ def _command_batch_defaults(args: argparse.Namespace) -> int:
         args.workers = 0 if args.ray is not None else 1
     if args.workers < 0 or (args.workers == 0 and args.ray is None):
         raise WslocError("--workers must be at least 1")
+    if (args.threads_per_worker or 0) < 0:
+        raise WslocError("--threads-per-worker must be at least 1 (or 0 for the default)")
     return command_batch(args)
