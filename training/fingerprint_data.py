@@ -45,8 +45,8 @@ class BatchShape:
     photos: int = 16  # distinct photos per batch
     histories: int = 2  # histories per photo (same photo, other history = hard negative)
     patches: int = 4  # patches per (photo, history) group = positives
-    patch: int = 48  # patch side in pixels (a multiple of the network's stride)
-    crop: int = 96  # side of the processed crop the patches are drawn from
+    patch: int = 64  # patch side in pixels (a multiple of the network's stride)
+    crop: int = 128  # side of the processed crop the patches are drawn from
 
     @property
     def batch(self) -> int:
@@ -214,12 +214,17 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return y / 255.0 - INPUT_OFFSET
 
 
-def processed_crop(rgb: np.ndarray, history: dict, crop: int, rng: np.random.Generator) -> np.ndarray:
+def processed_crop(rgb: np.ndarray, history: dict, crop: int, rng: np.random.Generator,
+                   anchor: tuple[float, float, float, float] | None = None) -> np.ndarray:
     """A ``crop x crop`` luminance crop of ``rgb`` after ``history`` (its resize clamped so the photo suffices).
 
-    The source region is cut at a random offset (so the photo's own JPEG grid falls at a random
-    phase), processed, then cropped again at a random offset.
+    The source region is cut at an offset (so the photo's own JPEG grid falls at a random
+    phase), processed, then cropped again. ``anchor = (fy, fx, gy, gx)`` in [0, 1] places both cuts
+    (a share of the free room); the same anchor under several histories cuts the same content.
+    Default: drawn from ``rng``.
     """
+    if anchor is None:
+        anchor = tuple(float(v) for v in rng.random(4))
     h, w = rgb.shape[:2]
     margin = 8 * len(history.get("codecs", [])) + 2
     need = crop + margin
@@ -231,18 +236,33 @@ def processed_crop(rgb: np.ndarray, history: dict, crop: int, rng: np.random.Gen
         scale = min_scale
         history = {**history, "resize": {**history["resize"], "scale": scale}}
     side = min(min(h, w), math.ceil(need / scale) + 2)
-    y0 = int(rng.integers(0, h - side + 1))
-    x0 = int(rng.integers(0, w - side + 1))
+    y0 = int(round(anchor[0] * (h - side)))
+    x0 = int(round(anchor[1] * (w - side)))
     out = apply_history(rgb[y0:y0 + side, x0:x0 + side], history, rng)
     oh, ow = out.shape[:2]
-    y1 = int(rng.integers(0, oh - crop + 1))
-    x1 = int(rng.integers(0, ow - crop + 1))
+    y1 = int(round(anchor[2] * (oh - crop)))
+    x1 = int(round(anchor[3] * (ow - crop)))
     return luminance(out[y1:y1 + crop, x1:x1 + crop])
+
+
+def patch_offsets(shape: BatchShape) -> list[tuple[int, int]]:
+    """Top-left corners of the patches in a crop: tiles of a grid, as far apart as the crop allows,
+    so that no two positives share a pixel when ``crop >= 2 * patch`` (no content shortcut)."""
+    per_side = math.ceil(math.sqrt(shape.patches))
+    room = shape.crop - shape.patch
+    steps = [round(room * i / max(per_side - 1, 1)) for i in range(per_side)]
+    grid = [(y, x) for y in steps for x in steps]
+    return grid[: shape.patches]
 
 
 def make_batch(sources: list, seed: int, step: int, shape: BatchShape = BatchShape(),
                loader=read_rgb) -> tuple[np.ndarray, np.ndarray]:
     """The training batch number ``step`` of run ``seed``: a pure function of its arguments.
+
+    Each picked photo is cut at one place and that content goes through ``shape.histories``
+    different histories; each processed crop gives ``shape.patches`` tiles. Tiles of one crop are
+    positives (same history, different content); the same tiles under the photo's other histories
+    are negatives with the same content, so only the history tells them apart.
 
     Returns ``(patches, groups)``: ``(N, 1, patch, patch)`` ``float32`` luminance patches in the
     order photo, history, patch, and ``(N,)`` ``int64`` group ids (``photo * histories + history``).
@@ -251,18 +271,19 @@ def make_batch(sources: list, seed: int, step: int, shape: BatchShape = BatchSha
     picks = rng.choice(len(sources), size=shape.photos, replace=len(sources) < shape.photos)
     patches = np.empty((shape.batch, 1, shape.patch, shape.patch), np.float32)
     groups = np.empty((shape.batch,), np.int64)
+    offsets = patch_offsets(shape)
     i = 0
     for p, index in enumerate(picks):
         rgb = loader(sources[int(index)])
+        anchor = tuple(float(v) for v in rng.random(4))
         seen: list[dict] = []
         for k in range(shape.histories):
             history = sample_history(rng)
             while history in seen:  # the same photo's histories must differ
                 history = sample_history(rng)
             seen.append(history)
-            y = processed_crop(rgb, history, shape.crop, rng)
-            for _ in range(shape.patches):
-                oy, ox = rng.integers(0, shape.crop - shape.patch + 1, size=2)
+            y = processed_crop(rgb, history, shape.crop, rng, anchor)
+            for oy, ox in offsets:
                 patches[i, 0] = y[oy:oy + shape.patch, ox:ox + shape.patch]
                 groups[i] = p * shape.histories + k
                 i += 1

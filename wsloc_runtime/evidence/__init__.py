@@ -28,3 +28,4 @@ __all__ = [
 from . import activation, ela, jpeg, jpeg_grid  # noqa: E402,F401
 from . import noise  # noqa: E402,F401
 from . import copy_move  # noqa: E402,F401
+from . import fingerprint  # noqa: E402,F401
