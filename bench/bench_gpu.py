@@ -6,8 +6,9 @@ the lent GPU machine); the CPU of the same machine is measured alongside for the
     python -m bench.bench_gpu --models assets/models --fp16 build/models_fp16 --sizes 1,12
 
 * variants: one forward pass (logit, F_c, dz/dF_c, copied back to the host, as the pipeline
-  uses them) on a random ``[1, H, W, 3]`` input, per file and precision, and the largest
-  difference of the fp16 outputs from fp32 on that input;
+  uses them) on a random ``[1, H, W, C]`` input, ``H, W`` and ``C`` read from each model's own
+  config (:func:`input_shape`: its ``input_size`` and ``input_features``' channels), per file and
+  precision, and the largest difference of the fp16 outputs from fp32 on that input;
 * pipeline: ``Localizer.localize`` on camera-like JPEGs of 1 and 12 MP (default test-time
   views, ``graph`` segmenter), medians of ``--runs`` after ``--warmup`` (the first CUDA runs
   pay for cuDNN's algorithm search), per stage.
@@ -53,6 +54,13 @@ def gpu_description() -> dict:
     return described
 
 
+def input_shape(model) -> tuple[int, int, int, int]:
+    """``[1, H, W, C]`` of a WCBnet's input as its config says (the contract: ``input_size`` and the
+    channels of ``input_features``; the bundled models read 4: SEL's three and ``jpeg_sq``)."""
+    height, width = model.config.input_size
+    return 1, int(height), int(width), int(model.config.input_channels)
+
+
 def bench_variants(folders: dict[str, Path], runs: int, warmup: int) -> list[dict]:
     """Per variant: CPU fp32, CUDA fp32, CUDA fp16 (where given), taking turns."""
     from wsloc_runtime.wcbnet import WCBnetModel
@@ -62,8 +70,8 @@ def bench_variants(folders: dict[str, Path], runs: int, warmup: int) -> list[dic
         settings = [("CPU", "fp32", CPU), ("CUDA", "fp32", CUDA)] + ([("CUDA", "fp16", CUDA)] if "fp16" in folders else [])
         models = {(device, precision): WCBnetModel(folders[precision] / f"{variant}.onnx", providers)
                   for device, precision, providers in settings}
-        height, width = models[("CPU", "fp32")].config.input_size
-        tensor = np.random.default_rng(0).normal(0.0, 1.0, (1, height, width, 3)).astype(np.float32)
+        shape = input_shape(models[("CPU", "fp32")])
+        tensor = np.random.default_rng(0).normal(0.0, 1.0, shape).astype(np.float32)
         wall, _ = interleaved({key: (lambda m=model: m.forward(tensor)) for key, model in models.items()},
                               runs, warmup)
         reference = models[("CUDA", "fp32")].forward(tensor)
@@ -71,7 +79,7 @@ def bench_variants(folders: dict[str, Path], runs: int, warmup: int) -> list[dic
             output = model.forward(tensor)
             rows.append({
                 "variant": variant, "device": key[0], "precision": key[1], "file": str(model.path),
-                "input": [1, height, width, 3], "providers": model.providers, **stats_ms(wall[key]),
+                "input": list(shape), "providers": model.providers, **stats_ms(wall[key]),
                 "features_max_rel_diff_vs_cuda_fp32": float(np.abs(output.features - reference.features).max()
                                                             / max(float(np.abs(reference.features).max()), 1e-12)),
                 "logit_abs_diff_vs_cuda_fp32": abs(output.logit - reference.logit),
