@@ -1,6 +1,12 @@
 """Choose the verdict's "uncertain" band from scored development sets.
 
-``python -m studies.verdict_band --report runs/X/eval_best.json --sets casia1-dev-swap noso``
+Two uses:
+
+* the default pipeline's verdict (``docs/verdict.md``): the band **and** the readability threshold
+  over the seven visible sets at once, from ``wsloc evaluate`` reports (one per set):
+  ``python -m studies.verdict_band --evaluations runs/verdict/*.json`` (:func:`choose_verdict_rule`);
+* a model's own band (the paper's mode), from a training run's report:
+  ``python -m studies.verdict_band --report runs/X/eval_best.json --sets casia1-dev-swap noso``
 
 The band ``(low, high)`` is written into each model's config by ``export.convert
 --verdict-band LOW HIGH`` and read by the runtime: at or above ``high`` the verdict is
@@ -22,10 +28,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from wsloc_runtime.evaluate import CONFIDENT_VERDICTS, count_verdicts
+from wsloc_runtime.pipeline import verdict_of
+from wsloc_runtime.readability import READABILITY_EVIDENCE
 
 DEFAULT_SETS = ("casia1-dev-swap", "noso")
 
@@ -70,13 +81,126 @@ def scores_from_report(report: dict, sets: Sequence[str]) -> tuple[list[float], 
     return scores, truth
 
 
+#: The readability thresholds the verdict rule chooses among (``docs/verdict.md``).
+READABLE_FROM_CANDIDATES = (0.25, 0.5, 0.75)
+#: A verdict said at least this often on a set must meet the precision there (``docs/verdict.md``).
+MIN_SAID_PER_SET = 10
+
+
+@dataclass(frozen=True)
+class PhotoRow:
+    """What the verdict rule reads of one photo: its fused probability, its truth, and how readable
+    its traces were (the reliability of the evidence for the kinds "likely authentic" speaks for)."""
+
+    probability: float
+    tampered: bool
+    readability: float
+
+
+def rows_from_evaluation(report: dict) -> list[PhotoRow]:
+    """The scored photos of one ``wsloc evaluate`` report (default pipeline, rows with evidence)."""
+    rows = []
+    for row in report["per_image"]:
+        if row.get("tampered") is None or row.get("probability") is None:
+            continue
+        evidence = row.get("evidence") or {}
+        readability = min((evidence.get(name, {}).get("reliability", 0.0) for name in READABILITY_EVIDENCE),
+                          default=0.0)
+        rows.append(PhotoRow(float(row["probability"]), bool(row["tampered"]), float(readability)))
+    return rows
+
+
+def verdicts_of(rows: Sequence[PhotoRow], band: tuple[float, float], readable_from: float) -> list[str]:
+    """The runtime's verdict for each row (``wsloc_runtime.pipeline.verdict_of``, the same function)."""
+    return [verdict_of(r.probability, band, r.readability >= readable_from) for r in rows]
+
+
+def verdict_table(rows: Sequence[PhotoRow], verdicts: Sequence[str]) -> dict:
+    """How often each verdict was said and right (``wsloc evaluate``'s own count), how many forgeries
+    "likely manipulated" caught, and the share of photos given a correct confident verdict."""
+    table = count_verdicts([(verdict, row.tampered) for row, verdict in zip(rows, verdicts)])
+    right = sum(table[verdict]["right"] for verdict in CONFIDENT_VERDICTS)
+    table["correct_confident_share"] = round(right / len(rows), 4) if rows else 0.0
+    return table
+
+
+def _meets(tables: Sequence[dict], verdict: str, precision: float, min_said: int) -> bool:
+    """Constraints 1 and 2 of ``docs/verdict.md`` for one verdict over every set's table; an edge
+    must also have the verdict said ``min_said`` times in all, as ``choose_band``'s ``min_count``."""
+    said = sum(t[verdict]["said"] for t in tables)
+    right = sum(t[verdict]["right"] for t in tables)
+    if said < min_said or right / said < precision:  # an edge at which (almost) nothing is said sets nothing
+        return False
+    return all(t[verdict]["said"] < min_said or t[verdict]["right"] / t[verdict]["said"] >= precision
+               for t in tables)
+
+
+def choose_verdict_rule(sets: dict[str, Sequence[PhotoRow]], precision: float = 0.9,
+                        min_said: int = MIN_SAID_PER_SET,
+                        readable_candidates: Sequence[float] = READABLE_FROM_CANDIDATES) -> dict:
+    """The band and ``readable_from`` by the rule of ``docs/verdict.md``.
+
+    The upper edge is the lowest probability at which "likely manipulated" meets the precision on
+    every set where it is said ``min_said`` times and pooled (1.0, "never", when none does); for
+    each readability threshold the lower edge is the highest at which "likely authentic" does
+    (0.0 when none); the threshold whose verdicts give the most photos a correct confident verdict,
+    averaged over the sets, wins (ties: the higher threshold).
+
+    Returns:
+        ``{"verdict_band": [low, high], "readable_from": t, "objective": ..., "per_set": {...},
+        "candidates": [...]}``.
+    """
+    if not sets:
+        raise ValueError("no sets to choose on")
+    if not 0.5 < precision <= 1.0:
+        raise ValueError(f"precision must be in (0.5, 1], got {precision}")
+    every = np.unique(np.concatenate([[r.probability for r in rows] for rows in sets.values()]))
+
+    def tables(band, readable_from):
+        return {name: verdict_table(rows, verdicts_of(rows, band, readable_from)) for name, rows in sets.items()}
+
+    high = 1.0
+    for threshold in every:  # ascending: the first that qualifies is the lowest
+        if threshold <= 0.0:
+            continue
+        if _meets(list(tables((0.0, float(threshold)), 1.0).values()), "likely manipulated", precision, min_said):
+            high = float(threshold)
+            break
+    candidates = []
+    for readable_from in readable_candidates:
+        low = 0.0
+        for threshold in np.append(every, 1.0)[::-1]:  # descending: the first that qualifies is the highest
+            if threshold > high or threshold <= 0.0:
+                continue
+            if _meets(list(tables((float(threshold), high), readable_from).values()), "likely authentic",
+                      precision, min_said):
+                low = float(threshold)
+                break
+        per_set = tables((low, high), readable_from)
+        objective = float(np.mean([t["correct_confident_share"] for t in per_set.values()]))
+        candidates.append({"readable_from": readable_from, "verdict_band": [round(low, 4), round(high, 4)],
+                           "objective": round(objective, 4), "per_set": per_set})
+    best = max(candidates, key=lambda c: (c["objective"], c["readable_from"]))
+    return {**best, "candidates": [{k: v for k, v in c.items() if k != "per_set"} for c in candidates],
+            "precision": precision, "min_said": min_said}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--report", required=True, help="studies.evaluate_run report (RUN/eval_best.json)")
-    parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--evaluations", nargs="+", metavar="SET.json",
+                        help="wsloc evaluate reports of the default pipeline, one per set (named by file stem): "
+                             "choose the band and readable_from by docs/verdict.md's rule")
+    source.add_argument("--report", help="studies.evaluate_run report (RUN/eval_best.json): a model's own band")
+    parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), help="with --report: the sets to read")
     parser.add_argument("--precision", type=float, default=0.9)
-    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=5, help="with --report: photos each side needs")
     args = parser.parse_args(argv)
+    if args.evaluations:
+        sets = {Path(path).stem: rows_from_evaluation(json.loads(Path(path).read_text()))
+                for path in args.evaluations}
+        print(json.dumps(choose_verdict_rule(sets, args.precision), indent=1))
+        return
     scores, truth = scores_from_report(json.loads(Path(args.report).read_text()), args.sets)
     low, high = choose_band(scores, truth, args.precision, args.min_count)
     print(json.dumps({"verdict_band": [low, high], "sets": args.sets, "precision": args.precision,

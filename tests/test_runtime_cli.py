@@ -198,9 +198,13 @@ def test_is_manipulated_never_contradicts_the_verdict(tmp_path, contract_models,
     """The JSON once said "is_manipulated": true beside "verdict": "uncertain"; the flag now follows
     the verdict (None while uncertain), in the result, its JSON and the results row."""
     from wsloc_runtime import pipeline
+    from wsloc_runtime.readability import Readability
 
     # The band's edges as the verdict reads them: never confident, always manipulated, always authentic.
     monkeypatch.setattr(pipeline, "confident_edges", lambda band: edges)
+    # The synthetic PNG keeps no JPEG history ("cannot tell"); the band is under test here, the
+    # readability guard in tests/test_verdict.py.
+    monkeypatch.setattr(Readability, "readable", property(lambda self: True))
     good = save_rgb(tmp_path / "forged.png", splice[0])
     localizer = Localizer(models_dir=contract_models)
     result = localizer.localize(str(good))
@@ -218,10 +222,28 @@ def test_results_csv_leaves_is_manipulated_empty_while_uncertain(tmp_path, contr
     folder.mkdir()
     save_rgb(folder / "a.png", splice[0])
     monkeypatch.setattr(pipeline, "confident_edges", lambda band: (None, None))  # every verdict uncertain
+    monkeypatch.setattr(pipeline.Readability, "readable", property(lambda self: True))  # not "cannot tell"
     assert main(["-q", "batch", str(folder), "--out", str(tmp_path / "out"), "--models", str(contract_models)]) == 0
     with open(tmp_path / "out" / "results.csv", newline="") as stream:
         (row,) = list(csv.DictReader(stream))
     assert (row["verdict"], row["is_manipulated"]) == ("uncertain", "")
+
+
+def test_results_csv_spells_booleans_as_the_json_does(tmp_path):
+    """results.csv once wrote False/True where the JSON writes false/true."""
+    from wsloc_runtime.batch import ResultsTable
+    from wsloc_runtime.outputs import empty_row
+
+    table = ResultsTable(tmp_path)
+    for stem, flag in (("a", True), ("b", False), ("c", None)):
+        table.add(empty_row(f"{stem}.jpg", stem) | {"is_manipulated": flag, "timings": {"decode": 0.1}})
+    table.finish(["a", "b", "c"])
+    with open(tmp_path / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["is_manipulated"] for row in rows] == ["true", "false", ""]
+    assert json.loads(rows[0]["timings"]) == {"decode": 0.1} and rows[0]["notes"] == ""
+    logged = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [json.dumps(row["is_manipulated"]) for row in logged] == ["true", "false", "null"]
 
 
 def test_the_printed_line_is_sentences_and_gives_no_mask_share_for_an_authentic_verdict(tmp_path):
@@ -231,12 +253,14 @@ def test_the_printed_line_is_sentences_and_gives_no_mask_share_for_an_authentic_
            "probability": 0.773, "mask_fraction": 0.198, "verdict_band": list(band)}
     assert verdict_line(row, (0.5, 0.5), Path("out")) == (
         'assets/examples/authentic_coffee.jpg: Uncertain. Score 0.77 on a scale from 0 (no sign of editing) to 1 '
-        '(strong signs); these models call a photo "likely authentic" below 0.18 and never "likely manipulated". '
+        '(strong signs); these models call a photo "likely authentic" below 0.18 only where its traces would have '
+        'shown an edit, and never "likely manipulated". '
         'The mask marks the area with the strongest signs: 19.8% of the photo. Files: out/authentic_coffee_*.png')
     authentic = verdict_sentence("likely authentic", 0.05, band, 0.12)
     assert "mask" not in authentic and "%" not in authentic
     assert verdict_sentence("likely manipulated", 0.91, (0.2, 0.8), 0.1).endswith(
-        'below 0.20 and "likely manipulated" from 0.80. The mask marks the likely edited area: 10.0% of the photo.')
+        '"likely manipulated" from 0.80, and "likely authentic" below 0.20 only where its traces would have shown '
+        'an edit. The mask marks the likely edited area: 10.0% of the photo.')
     assert "threshold" not in verdict_sentence("likely manipulated", 0.6, (0.5, 0.5), 0.1)
 
 

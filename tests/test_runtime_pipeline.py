@@ -231,9 +231,13 @@ def test_verdict_reads_the_models_band(contract_models):
 
     from wsloc_runtime.pipeline import describe_band
 
+    from wsloc_runtime.readability import Readability
+
     localizer = Localizer(models_dir=contract_models, fusion="paper")
     result = localizer.localize(make_splice()[0])
     assert result.verdict_band == localizer.verdict_band == (0.5, 0.5)  # contract models carry no band
+    assert not result.readable  # a never-compressed splice: "cannot tell" (tests/test_verdict.py) ...
+    result = dataclasses.replace(result, readability=Readability({"pasted": 1.0}))  # ... here, the band
     p = result.probability
     expectations = {(p + 0.1, p + 0.2): "likely authentic", (p - 0.1, p + 0.1): "uncertain",
                     (p - 0.2, p - 0.1): "likely manipulated", (p, p): "likely manipulated"}

@@ -75,7 +75,9 @@ def read_mask(path: Path) -> np.ndarray:
     return gray > MASK_THRESHOLD
 
 
-MapFunction = Callable[[np.ndarray], tuple[np.ndarray, float | None]]
+#: ``rgb -> (map at the image's size, image-level score or None)``, optionally followed by a dict of
+#: what the method said about the photo (verdict, each evidence's reading), copied into its row.
+MapFunction = Callable[[np.ndarray], tuple]
 
 
 def map_kinds() -> list[str]:
@@ -118,12 +120,49 @@ def map_function(kind: str, localizer=None) -> MapFunction:
     if localizer is None:
         raise WslocError(f"--map {kind} needs the WCBnet models")
 
-    def run(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    def run(rgb: np.ndarray) -> tuple[np.ndarray, float, dict]:
         result = localizer.localize(rgb)
         chosen = result.enhanced if kind == "enhanced" else result.activation
-        return result.full_size(chosen), result.probability
+        return result.full_size(chosen), result.probability, verdict_fields(result)
 
     return run
+
+
+def verdict_fields(result) -> dict:
+    """What a per-image row keeps of a result: the verdict in words, what the photo could show, and
+    each evidence's reliability, strength and numbers (what the verdict band's study re-reads
+    without running the pipeline again)."""
+    summary = result.summary()
+    fields = {"verdict": summary["verdict"], "probability": summary["probability"],
+              "model_probability": summary["model_probability"], "original_size": summary["original_size"]}
+    if "readability" in summary:
+        fields["readability"] = summary["readability"]
+    if summary["evidence"]:
+        fields["evidence"] = {
+            name: {key: value for key, value in reading.items() if key != "reason"}
+            for name, reading in summary["evidence"].items()
+        }
+    return fields
+
+
+#: Verdicts that claim something, and the truth that makes each right.
+CONFIDENT_VERDICTS = {"likely manipulated": True, "likely authentic": False}
+
+
+def count_verdicts(said: Sequence[tuple[str, bool]]) -> dict:
+    """``{verdict: {"said": n, "right": k}}`` over ``(verdict, tampered)`` pairs ("right" only for the
+    confident verdicts), with ``forgeries_caught``: the share of tampered photos called "likely
+    manipulated" (None without tampered photos)."""
+    counts: dict = {verdict: {"said": 0, "right": 0} for verdict in CONFIDENT_VERDICTS}
+    for verdict, tampered in said:
+        entry = counts.setdefault(verdict, {"said": 0})
+        entry["said"] += 1
+        if verdict in CONFIDENT_VERDICTS:
+            entry["right"] += int(CONFIDENT_VERDICTS[verdict] == tampered)
+    forgeries = sum(1 for _, tampered in said if tampered)
+    counts["forgeries_caught"] = (round(counts["likely manipulated"]["right"] / forgeries, 4)
+                                  if forgeries else None)
+    return counts
 
 
 def evaluate_pairs(
@@ -155,10 +194,12 @@ def evaluate_pairs(
             per_image.append(row)
             skipped += 1
             continue
-        scores, image_score = compute_map(rgb)
+        scores, image_score, *said = compute_map(rgb)
         tampered = truth is not None and bool(truth.any())
         row["tampered"] = tampered
         row["image_score"] = image_score
+        if said:
+            row.update(said[0])
         if image_score is not None:
             image_scores.append(float(image_score))
             image_labels.append(tampered)
@@ -187,6 +228,8 @@ def evaluate_pairs(
         "n_tampered": n_tampered,
         "n_authentic": n_authentic,
         "n_skipped": skipped,
+        **({"verdicts": count_verdicts([(r["verdict"], r["tampered"]) for r in per_image if "verdict" in r])}
+           if any("verdict" in r for r in per_image) else {}),
         "per_image": per_image,
     }
     return report

@@ -42,6 +42,7 @@ import numpy as np
 
 from .errors import UnknownNameError
 from .evidence import EvidenceMap
+from .readability import DEFAULT_READABLE_FROM
 from .regions import REGION_CHOICES
 
 FUSION_MODES = {
@@ -100,6 +101,9 @@ class FusionSettings:
     region_choice: str = "similarity"
     #: The uncertain band of the fused probability (``studies.verdict_band`` on the fused scores).
     verdict_band: tuple[float, float] = (0.2719, 0.8287)
+    #: Reliability from which a kind of edit counts as readable on a photo
+    #: (``wsloc_runtime.readability``), chosen with the band by ``studies.verdict_band``.
+    readable_from: float = DEFAULT_READABLE_FROM
 
     def __post_init__(self) -> None:
         if self.region_choice not in REGION_CHOICES:

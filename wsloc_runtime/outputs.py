@@ -7,6 +7,7 @@ means a complete result.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -50,7 +51,8 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
         "overlay": out_dir / f"{stem}_overlay.png",
     }
     write_png_atomic(outputs["heatmap"], result.full_size(heatmap(result.enhanced)))
-    write_png_atomic(outputs["mask"], mask_image(result.full_size(result.mask)))
+    # Empty for a photo judged authentic: no file says "edited" about it (see reported_mask).
+    write_png_atomic(outputs["mask"], mask_image(result.full_size(result.reported_mask)))
     write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))
     payload = {"input": source, **result.summary(), "outputs": {k: str(v) for k, v in outputs.items()}}
     if file_evidence is None:
@@ -72,6 +74,14 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
     return payload
 
 
+def csv_cells(row: dict) -> dict:
+    """A results row as ``results.csv`` writes it: booleans spelt as in the JSON (``true``/``false``,
+    empty for ``None``), timings as JSON, notes joined by "; "."""
+    return {**{key: ("true" if value else "false") if isinstance(value, bool) else value for key, value in row.items()},
+            "timings": json.dumps(row["timings"]) if row.get("timings") else "",
+            "notes": "; ".join(row.get("notes") or [])}
+
+
 def empty_row(source: str, stem: str) -> dict:
     return {name: None for name in ROW_FIELDS} | {"file": source, "stem": stem, "notes": []}
 
@@ -84,6 +94,8 @@ def row_from_payload(payload: dict, source: str, stem: str) -> dict:
                timings=payload.get("timings"), notes=list(payload.get("notes") or []))
     if payload.get("verdict_band"):  # for the printed line; not a results.csv column
         row["verdict_band"] = list(payload["verdict_band"])
+    if payload.get("readability"):  # likewise
+        row["readability"] = payload["readability"]["sentence"]
     return row
 
 
@@ -126,5 +138,5 @@ def verdict_line(row: dict, band: Sequence[float], out_dir: Path) -> str:
     """One image's result for people: the file, the verdict in sentences (see
     :func:`verdict_sentence`; the row's own band when it has one) and where its files are."""
     sentence = verdict_sentence(row["verdict"], row["probability"], row.get("verdict_band") or band,
-                                row["mask_fraction"])
+                                row["mask_fraction"], row.get("readability"))
     return f"{row['file']}: {sentence} Files: {out_dir / row['stem']}_*.png"

@@ -39,6 +39,7 @@ from .fusion import DEFAULT_EVIDENCE, DEFAULT_FUSION, DEFAULT_SETTINGS, FusionSe
 from .jpeg_traces import jpeg_traces
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, load_image, read_image
 from .models import resolve_model
+from .readability import READABILITY_EVIDENCE, Readability, assess_readability
 from .regions import Regions, bayesian_enhancement, select_region
 from .inputs import TRACE_FEATURES, raw_inputs, select_channels
 from .segmenters import Segmenter, create_segmenter
@@ -70,19 +71,25 @@ def confident_edges(band: tuple[float, float]) -> tuple[float | None, float | No
     return (low if low > 0.0 else None), (high if high < 1.0 else None)
 
 
-def verdict_of(probability: float, band: tuple[float, float]) -> str:
-    """"likely manipulated" at or above the band's upper edge, "likely authentic" below its lower
-    edge, "uncertain" between them (see :func:`confident_edges` for the never-confident sides)."""
+def verdict_of(probability: float, band: tuple[float, float], readable: bool = True) -> str:
+    """"likely manipulated" at or above the band's upper edge; on a photo whose traces could not have
+    shown an edit (``readable`` False, see :mod:`wsloc_runtime.readability`) "cannot tell" below it;
+    otherwise "likely authentic" below the band's lower edge and "uncertain" between them (see
+    :func:`confident_edges` for the never-confident sides)."""
     low, high = confident_edges(band)
     if high is not None and probability >= high:
         return "likely manipulated"
+    if not readable:
+        return CANNOT_TELL
     if low is not None and probability < low:
         return "likely authentic"
     return "uncertain"
 
 
-#: The verdict as a flag, as ``is_manipulated`` holds it: no flag while the verdict is uncertain.
-VERDICT_FLAGS = {"likely manipulated": True, "likely authentic": False, "uncertain": None}
+#: The verdict where the photo's traces could not have shown an edit: never "likely authentic".
+CANNOT_TELL = "cannot tell"
+#: The verdict as a flag, as ``is_manipulated`` holds it: no flag unless the verdict is confident.
+VERDICT_FLAGS = {"likely manipulated": True, "likely authentic": False, "uncertain": None, CANNOT_TELL: None}
 
 
 def describe_band(band: tuple[float, float]) -> str:
@@ -123,7 +130,8 @@ class LocalizationResult:
         probability: P(manipulated): with ``fusion="paper"`` the mean of the variants'
             probabilities; with ``"evidence"`` that combined with the evidences' strengths.
         is_manipulated: the verdict as a flag: True for "likely manipulated", False for "likely
-            authentic", None for "uncertain" (:data:`VERDICT_FLAGS`), never at odds with ``verdict``.
+            authentic", None for "uncertain" and "cannot tell" (:data:`VERDICT_FLAGS`), never at odds
+            with ``verdict``.
         model_probability: the mean of the variants' probabilities.
         fusion: ``"evidence"`` or ``"paper"`` (see ``wsloc_runtime.fusion.FUSION_MODES``).
         evidence: each evidence's reading by name (empty with ``fusion="paper"``).
@@ -132,6 +140,8 @@ class LocalizationResult:
             when the mask is empty): which evidence drove the result.
         prior: the map the region step and the Bayes update read: A with ``fusion="paper"``,
             the fused evidence otherwise.
+        readability: which kinds of edit the photo's traces would have shown
+            (:mod:`wsloc_runtime.readability`); the verdict says "cannot tell" where they could not.
         variant_probabilities: P(manipulated) of each variant, by model name.
         variant_maps: Grad-CAM A_i of each variant, by model name.
         test_time_views: name of the test-time views averaged (see ``views.TEST_TIME_VIEWS``).
@@ -179,6 +189,7 @@ class LocalizationResult:
     evidence_weights: dict[str, float] = field(default_factory=dict)
     evidence_shares: dict[str, float] = field(default_factory=dict)
     prior: np.ndarray | None = None
+    readability: Readability | None = None
 
     @property
     def verdict(self) -> str:
@@ -188,9 +199,17 @@ class LocalizationResult:
         lower edge, "uncertain" between them, so that a weak probability never reads as certain.
         The edges come with the models (their config's ``verdict_band``, chosen on development
         sets and stated in the model card). An upper edge of 1.0 means that no probability was
-        reliable enough on those sets: such models never say "likely manipulated".
+        reliable enough on those sets: such models never say "likely manipulated". Where the
+        photo's traces could not have shown an edit (``readability``), "cannot tell" replaces both
+        "likely authentic" and "uncertain".
         """
-        return verdict_of(self.probability, self.verdict_band)
+        return verdict_of(self.probability, self.verdict_band, self.readable)
+
+    @property
+    def readable(self) -> bool:
+        """Whether the photo's traces would have shown the edits a "likely authentic" verdict
+        speaks for (True for a result built without a readability, as by hand in tests)."""
+        return self.readability is None or self.readability.readable
 
     @property
     def working_size(self) -> tuple[int, int]:
@@ -202,6 +221,15 @@ class LocalizationResult:
         if self.region_index < 0:
             return np.zeros(self.working_size, bool)
         return self.regions.masks[self.region_index]
+
+    @property
+    def reported_mask(self) -> np.ndarray:
+        """The mask as the outputs show it (mask PNG, ``mask_fraction``, the app, the report): empty
+        for a photo judged authentic (``is_manipulated is False``), so that no file says "edited"
+        about it; otherwise :attr:`mask`, which stays the method's mask (``evaluate`` scores that)."""
+        if self.is_manipulated is False:
+            return np.zeros(self.working_size, bool)
+        return self.mask
 
     def full_size(self, array: np.ndarray) -> np.ndarray:
         """Resize a working-size array to the photo's own size: masks (bool) by nearest
@@ -238,13 +266,14 @@ class LocalizationResult:
             "region_count": len(self.regions),
             "region_index": int(self.region_index),
             "region_score": round(float(self.region_score), 6),
-            "mask_fraction": round(float(self.mask.mean()), 6),
+            "mask_fraction": round(float(self.reported_mask.mean()), 6),
             "original_size": list(self.original_size),
             "working_size": list(self.working_size),
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
             "providers": self.providers,
             "models": self.models,
             "notes": list(self.notes),
+            **({"readability": self.readability.summary()} if self.readability is not None else {}),
             "evidence": {
                 name: {**reading.summary(), "weight": round(self.evidence_weights.get(name, 0.0), 4),
                        "share": round(self.evidence_shares.get(name, 0.0), 4)}
@@ -296,6 +325,7 @@ class Localizer:
     ) -> None:
         self.fusion = check_fusion(fusion)
         self.evidence = [create_evidence(name) for name in evidence]  # fails early on an unknown name
+        self.readability_evidence = [create_evidence(name) for name in READABILITY_EVIDENCE]
         self.fusion_settings = fusion_settings
         self.views = resolve_test_time_views(test_time_views)  # fails early on an unknown name
         self.test_time_views = test_time_views
@@ -413,8 +443,12 @@ class Localizer:
         lap("decode")
 
         fused_mode = self.fusion == "evidence"
+        shown = self.evidence if fused_mode else []
+        # The readability guard's evidences are read even where they are not shown or fused (the
+        # paper's mode), so that no mode says "likely authentic" about a photo it could not read.
+        guards = [e for e in self.readability_evidence if e.name not in {s.name for s in shown}]
         traces = None
-        if self._needs_traces() or (fused_mode and any(e.reads_jpeg_traces for e in self.evidence)):
+        if self._needs_traces() or any(e.reads_jpeg_traces for e in [*shown, *guards]):
             report(0.05, "JPEG traces")
             traces = jpeg_traces(rgb)  # one analysis for the models' inputs and both JPEG evidences
             lap("jpeg_traces")
@@ -423,14 +457,15 @@ class Localizer:
         image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
         lap("sel")
         readings: dict[str, EvidenceMap] = {}
-        if fused_mode:
-            evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces)
-            for evidence in self.evidence:
-                if not evidence.needs_models:
-                    report(0.15, f"evidence: {evidence.name}")
-                    readings[evidence.name] = evidence.compute(evidence_inputs)
-                    lap(f"evidence_{evidence.name}")
-            del evidence_inputs
+        guard_readings: dict[str, EvidenceMap] = {}
+        evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces)
+        for evidence in [*shown, *guards]:
+            if not evidence.needs_models:
+                report(0.15, f"evidence: {evidence.name}")
+                target = readings if evidence in shown else guard_readings
+                target[evidence.name] = evidence.compute(evidence_inputs)
+                lap(f"evidence_{evidence.name}")
+        del evidence_inputs
         del rgb, decoded, traces  # from here on, nothing holds the full-size photo
 
         probabilities: dict[str, float] = {}
@@ -456,6 +491,8 @@ class Localizer:
             prior, probability, weights = fused.prior, fused.probability, fused.weights
             lap("evidence_fusion")
 
+        readability = assess_readability({**guard_readings, **readings}, self.fusion_settings.readable_from)
+
         report(0.65, f"segmenting ({self.segmenter.name})")
         regions = self.segmenter.segment(image_work)
         lap("segmenter")
@@ -472,7 +509,7 @@ class Localizer:
 
         return LocalizationResult(
             probability=probability,
-            is_manipulated=VERDICT_FLAGS[verdict_of(probability, self.result_band)],
+            is_manipulated=VERDICT_FLAGS[verdict_of(probability, self.result_band, readability.readable)],
             decision_threshold=self.decision_threshold,
             variant_probabilities=probabilities,
             variant_maps=maps,
@@ -499,4 +536,5 @@ class Localizer:
             evidence_weights=weights,
             evidence_shares=shares,
             prior=prior,
+            readability=readability,
         )
