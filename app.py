@@ -44,15 +44,15 @@ from wsloc_runtime.imageio import image_files  # noqa: E402
 from wsloc_runtime.errors import WslocError  # noqa: E402
 from wsloc_runtime.evidence import create_evidence  # noqa: E402
 from wsloc_runtime.fusion import DEFAULT_FUSION  # noqa: E402
-from wsloc_runtime.wording import drivers_sentence, evidence_caption  # noqa: E402
+from wsloc_runtime.wording import drivers_sentence, score_in_words, trace_caption  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
 from wsloc_runtime.outputs import verdict_sentence  # noqa: E402
-from wsloc_runtime.report import render_report, write_report_atomic  # noqa: E402
+from wsloc_runtime.report import data_uri, render_report, write_report_atomic  # noqa: E402
 from wsloc_runtime.models import sha256_of  # noqa: E402
-from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer, describe_band  # noqa: E402
+from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer  # noqa: E402
 from wsloc_runtime.segmenters import create_segmenter, describe_segmenters, segmenter_names  # noqa: E402
 from wsloc_runtime.sel import sel_display  # noqa: E402
 
@@ -290,7 +290,8 @@ def analyse(
     stem = _safe_stem(path)
     # Downloads are at the photo's own size, so they overlay the original exactly.
     heatmap_png = write_png_atomic(out / f"{stem}_heatmap.png", result.full_size(viz.heatmap(result.enhanced)))
-    mask_png = write_png_atomic(out / f"{stem}_mask.png", viz.mask_image(result.full_size(result.mask)))
+    # Empty for a photo judged authentic (reported_mask): no download says "edited" about it.
+    mask_png = write_png_atomic(out / f"{stem}_mask.png", viz.mask_image(result.full_size(result.reported_mask)))
     json_path = write_json_atomic(out / f"{stem}_result.json", summary)
     # The fact-check report: one self-contained HTML file (wsloc_runtime.report).
     document = render_report(result, Path(path).name, sha256_of(Path(path)), summary.get("file_evidence"),
@@ -306,9 +307,8 @@ def verdict_markdown(analysis: Analysis) -> str:
     result = analysis.result
     lines = [
         f"## Verdict: {result.verdict}",
-        verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.mask.mean())),
-        f"For specialists: P(manipulated) = {result.probability:.3f} "
-        f"({describe_band(result.verdict_band)}); per variant: "
+        verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.reported_mask.mean())),
+        f"For specialists: {score_in_words(result.probability, result.verdict_band, result.verdict)}; per variant: "
         + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items())
         + f"; photo {result.original_size[1]}×{result.original_size[0]} px.",
     ]
@@ -347,7 +347,11 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
     else:
         items.append((image, "5 · No region found, so the map is left as it is"))
     items.append((viz.overlay(image, result.enhanced, opacity), "6 · Final heatmap over the photo"))
-    items.append((viz.mask_image(result.mask), "7 · Final mask: white where editing is more likely than not"))
+    if result.is_manipulated is False:  # the method's mask, named for what it is: not a finding
+        items.append((viz.mask_image(result.mask), "7 · The map cut at one half; no mask is given, as the photo "
+                                                   "was judged likely authentic"))
+    else:
+        items.append((viz.mask_image(result.mask), "7 · Final mask: white where editing is more likely than not"))
     return items
 
 
@@ -364,7 +368,7 @@ def traces_gallery(analysis: Analysis, opacity: float) -> list[tuple[np.ndarray,
     titles = evidence_titles(result)
     items = [
         (viz.overlay(result.image, reading.map, opacity),
-         evidence_caption(titles[name], reading.reliability, result.evidence_shares.get(name, 0.0), reading.reason))
+         trace_caption(reading, result.evidence_shares.get(name, 0.0), titles[name]))
         for name, reading in result.evidence.items()
     ]
     if result.prior is not None:
@@ -372,6 +376,18 @@ def traces_gallery(analysis: Analysis, opacity: float) -> list[tuple[np.ndarray,
                       "All the traces combined, each weighted by how readable it is on this photo: "
                       "the map the region step and the final map start from."))
     return items
+
+
+def traces_html(analysis: Analysis, opacity: float) -> str:
+    """The traces as figures with their captions in full beneath each picture (a gallery cuts a
+    caption to one line): empty for the paper's method."""
+    items = traces_gallery(analysis, opacity)
+    if not items:
+        return ""
+    figures = "".join(f'<figure class="trace"><img alt="" src="{data_uri(image, photo_like=True)}">'
+                      f"<figcaption>{html.escape(caption)}</figcaption></figure>" for image, caption in items)
+    return ('<h3 class="traces-title">The traces, one by one: what each says and whether it can speak about '
+            f'this photo</h3><div class="trace-grid">{figures}</div>')
 
 
 def drivers_markdown(analysis: Analysis) -> str:
@@ -437,6 +453,12 @@ def segmenter_notes(localizers: Localizers) -> str:
 CSS = """
 #verdict h2 { margin-top: 0; }
 #examples .thumbnail-item { aspect-ratio: 3 / 2; }
+/* The traces' captions are whole sentences: each sits in full under its picture. */
+#traces .trace-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 14px; }
+#traces figure.trace { margin: 0; }
+#traces figure.trace img { width: 100%; height: auto; display: block; border-radius: 4px; }
+#traces figcaption { font-size: 14px; line-height: 1.4; margin-top: 6px; white-space: normal; }
+#traces .traces-title { font-size: 16px; margin: 8px 0; }
 /* Gradio cuts captions to one line with an ellipsis; the evidence captions carry numbers. */
 #evidence .caption-label { white-space: normal; overflow: visible; text-overflow: clip; max-width: calc(100% - 8px); }
 """
@@ -466,20 +488,20 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             # Keep the message on the page too (a toast disappears), and clear stale results.
             gr.Warning(error.message)
             return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None,
-                    gr.update(value=None, visible=False), "", "", None, [], "")
+                    gr.update(value=None, visible=False), "", "", None, "", "")
         result = analysis.result
         quality = localizers.get(result.segmenter).sel_quality
         return (
             verdict_markdown(analysis),
             viz.overlay(result.image, result.enhanced, opacity),
-            viz.outline_mask(result.image, result.mask),
+            viz.outline_mask(result.image, result.reported_mask),
             evidence_gallery(analysis, quality, opacity),
             [str(analysis.heatmap_png), str(analysis.mask_png), str(analysis.json_path)],
             gr.update(value=str(analysis.report_html), visible=True),
             details_markdown(analysis),
             file_evidence_markdown(analysis),
             (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
-            traces_gallery(analysis, opacity),
+            traces_html(analysis, opacity),
             drivers_markdown(analysis),
         )
 
@@ -544,14 +566,16 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
                     mask = gr.Image(label="Final mask, outlined on the photo", elem_id="mask",
                                     interactive=False, format="png", height=360)
         drivers = gr.Markdown(elem_id="drivers")
-        traces = gr.Gallery(label="The traces, one by one: what each says and whether it can speak about this photo",
-                            columns=3, height="auto", object_fit="contain", elem_id="traces", interactive=False)
+        traces = gr.HTML(elem_id="traces")
         evidence = gr.Gallery(label="The method, step by step", columns=5, height="auto",
                               object_fit="contain", elem_id="evidence", interactive=False)
         downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, result JSON",
                             file_count="multiple", interactive=False, elem_id="downloads")
-        report_button = gr.DownloadButton("Download report (one HTML file to attach to a fact-check)",
-                                          visible=False, elem_id="report")
+        with gr.Row(equal_height=True):
+            report_button = gr.DownloadButton("Download report (one HTML file to attach to a fact-check)",
+                                              visible=False, elem_id="report")
+            gr.Markdown("The command line writes the same report: `wsloc localize PHOTO --out DIR --report`.",
+                        elem_id="report-cli")
         with gr.Accordion("Details: timings, execution providers, models", open=False, elem_id="details-panel"):
             details = gr.Markdown(elem_id="details")
         with gr.Accordion("File evidence: camera, software, dates, thumbnail, JPEG settings (information only, "

@@ -351,3 +351,22 @@ def test_captions_and_the_segmenter_menu_are_plain_words(monkeypatch, contract_m
     assert "No camera make or model" in app.file_evidence_markdown(analysis)
     report = analysis.report_html.read_text(encoding="utf-8")  # the "Download report" file
     assert "Final heatmap" not in report and 'data-panel="Heatmap over the photo"' in report
+
+    # A confident verdict: the specialists' line once read "(uncertain between 0.27 and 0.83)" under it.
+    import copy
+    from dataclasses import replace
+
+    from wsloc_runtime.pipeline import VERDICT_FLAGS
+
+    confident = copy.copy(analysis.result)
+    confident.verdict_band, confident.probability = (0.27, 0.83), 0.888
+    confident.is_manipulated = VERDICT_FLAGS[confident.verdict]
+    markdown = app.verdict_markdown(replace(analysis, result=confident))
+    assert "## Verdict: likely manipulated" in markdown and "uncertain" not in markdown
+    assert "For specialists: P(manipulated) = 0.888, at or above 0.83; verdict: likely manipulated" in markdown
+    # Judged authentic: the page's mask and the method's last step say no edit; the JSON says 0.
+    authentic = copy.copy(analysis.result)
+    authentic.is_manipulated = False
+    assert not authentic.reported_mask.any() and authentic.summary()["mask_fraction"] == 0.0
+    steps = [caption for _, caption in app.evidence_gallery(replace(analysis, result=authentic), 90, 0.5)]
+    assert "judged likely authentic" in steps[-1] and "white where editing" not in steps[-1]

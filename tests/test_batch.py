@@ -126,8 +126,8 @@ def test_killed_batch_resumes_and_finishes_every_image_once(photos, models, tmp_
         row = by_stem[stem]
         assert row["error"] == ""
         assert 0.0 <= float(row["probability"]) <= 1.0
-        assert row["is_manipulated"] == {"likely manipulated": "True", "likely authentic": "False"}.get(
-            row["verdict"], "")  # empty while uncertain
+        assert row["is_manipulated"] == {"likely manipulated": "true", "likely authentic": "false"}.get(
+            row["verdict"], "")  # spelt as in the JSON; empty while uncertain
         assert 0.0 <= float(row["mask_fraction"]) <= 1.0
         payload = json.loads((out / f"{stem}.json").read_text())
         assert float(row["probability"]) == pytest.approx(payload["probability"])

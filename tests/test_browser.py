@@ -144,6 +144,59 @@ def test_details_table_and_evidence_captions_are_readable_at_1400_px(page):
     assert page.evaluate(UNREADABLE_TEXT_JS, "#evidence .caption-label") == []
 
 
+#: Trace captions cut off (overflowing their box, or outside a box that hides what overflows it) or
+#: shortened with an ellipsis; empty when every caption reads whole.
+CLIPPED_CAPTIONS_JS = """() => {
+    const problems = [];
+    for (const caption of document.querySelectorAll('#traces figcaption')) {
+        const text = caption.textContent.trim();
+        const style = getComputedStyle(caption);
+        if (caption.scrollWidth > caption.clientWidth + 1 || caption.scrollHeight > caption.clientHeight + 1)
+            problems.push('overflows: ' + text);
+        if (style.textOverflow === 'ellipsis' || style.whiteSpace === 'nowrap' || text.endsWith('...')
+            || text.endsWith('…') || !text.endsWith('.'))
+            problems.push('shortened: ' + text);
+        const box = caption.getBoundingClientRect();
+        for (let parent = caption.parentElement; parent; parent = parent.parentElement) {
+            const overflow = getComputedStyle(parent);
+            if ([overflow.overflowX, overflow.overflowY].some(v => v === 'hidden' || v === 'clip')) {
+                const outer = parent.getBoundingClientRect();
+                if (box.top < outer.top - 1 || box.bottom > outer.bottom + 1 || box.left < outer.left - 1
+                    || box.right > outer.right + 1) { problems.push('clipped by a parent: ' + text); break; }
+            }
+        }
+    }
+    return problems;
+}"""
+
+
+@pytest.mark.parametrize("example", ["copymove_hats", "spliced_boat"])
+def test_trace_captions_read_whole_and_the_score_line_agrees_with_the_verdict(page, example):
+    """The traces' captions were cut with "..." and their second row clipped; the specialists' line
+    said "uncertain between 0.27 and 0.83" under LIKELY MANIPULATED."""
+    import app
+
+    names = [e.image.stem for e in app.find_examples()]
+    page.locator("#examples img").nth(names.index(example)).click()
+    page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#traces figcaption").first.wait_for(timeout=UI_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#traces img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=UI_TIMEOUT_MS)
+    _screenshot(page, f"app_traces_{example}.png")
+    captions = page.locator("#traces figcaption").all_inner_texts()
+    assert len(captions) == 7, captions  # six traces and their combination
+    assert page.evaluate(CLIPPED_CAPTIONS_JS) == []
+    for caption in captions:  # each is visible without a click, at full length
+        assert len(caption) > 40 and caption.rstrip().endswith("."), caption
+    verdict = page.locator("#verdict").inner_text()
+    if "Verdict: likely manipulated" in verdict or "Verdict: likely authentic" in verdict:
+        assert "uncertain" not in verdict, verdict
+    assert "verdict: " in verdict.split("For specialists:")[1]
+    assert "wsloc localize PHOTO --out DIR --report" in page.locator("#report-cli").inner_text()
+    assert page.locator("#report").is_visible()
+
+
 def test_unreadable_file_shows_a_clear_message_in_the_page(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not a photo\n" * 50)

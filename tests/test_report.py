@@ -51,11 +51,132 @@ def test_report_is_one_offline_printable_file_with_every_panel(result):
     from wsloc_runtime.evidence import create_evidence
 
     assert f"Evidence: {create_evidence('ela').title}" in titles and "Evidence: made_up" in titles
-    assert "error levels differ inside the marked area" in document
+    assert "Error levels differ inside the marked area." in document
     assert "ab" * 32 in document and "No embedded thumbnail." in document
     assert result.verdict in document and "What it shows" in document and "How to read it" in document
     for model in result.models.values():
         assert model in document
+
+
+#: Reference colours for the words the legends use.
+NAMED_COLOURS = {"pale yellow": (252, 255, 164), "yellow": (255, 255, 0), "orange": (249, 140, 10),
+                 "red": (190, 40, 40), "dark red": (128, 0, 0), "purple": (87, 16, 110), "black": (0, 0, 0),
+                 "cyan": (0, 255, 255), "dark blue": (0, 0, 128), "blue": (0, 0, 255), "green": (0, 200, 0)}
+
+
+def _palette(colormap):
+    from wsloc_runtime.viz import heatmap
+
+    return heatmap(np.linspace(0, 1, 256, dtype=np.float32)[None, :], colormap)[0].astype(int)
+
+
+def _nearest_name(rgb) -> str:
+    return min(NAMED_COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(NAMED_COLOURS[name], rgb)))
+
+
+def test_each_legend_names_the_colours_of_its_colour_map():
+    """The report once said "red and yellow strong, blue weak" of maps drawn with inferno (no blue)."""
+    from wsloc_runtime.viz import COLORMAP_LEGENDS, HEATMAP_COLORMAP, legend
+
+    assert HEATMAP_COLORMAP in COLORMAP_LEGENDS
+    for colormap, (strong, middle, weak) in COLORMAP_LEGENDS.items():
+        palette = _palette(colormap)
+        assert _nearest_name(palette[-1]) == strong and _nearest_name(palette[0]) == weak.split(" to ")[-1]
+        for name in [strong, *middle.split(" and "), *weak.split(" to ")]:  # each named colour is on the map
+            distance = np.sqrt(((palette - np.array(NAMED_COLOURS[name])) ** 2).sum(axis=1)).min()
+            assert distance < 60, (colormap, name, distance)
+        assert legend(colormap).startswith(f"{strong} strongest")
+    assert "blue" not in legend(cv2.COLORMAP_INFERNO)
+    assert np.sqrt(((_palette(cv2.COLORMAP_INFERNO) - np.array(NAMED_COLOURS["blue"])) ** 2).sum(axis=1)).min() > 100
+
+
+def test_every_map_panel_is_drawn_with_the_colour_map_its_legend_names(result):
+    from wsloc_runtime.report import panel_legend
+    from wsloc_runtime.viz import legend
+
+    result = with_evidence(result)
+    panels = report_panels(result)
+    maps = [panel for panel in panels if panel.colormap is not None]
+    assert {"Heatmap over the photo", "Where the detectors agree"} <= {panel.title for panel in maps}
+    assert sum(panel.kind == "evidence" for panel in maps) == len(result.evidence)
+    for panel in maps:
+        assert panel_legend(panel) == f"Colours: {legend(panel.colormap)}."
+        if not panel.photo_like:  # a map alone: every pixel is a colour of the map that drew it
+            palette = {tuple(colour) for colour in _palette(panel.colormap)}
+            assert {tuple(pixel) for pixel in panel.image.reshape(-1, 3)} <= palette, panel.title
+    document = render_report(result, "photo.png")
+    assert document.count(f"Colours: {legend(maps[0].colormap)}.") == len(maps)
+    assert "blue" not in document
+
+
+def _text(document: str, blocks: bool = False) -> str:
+    """The report's words as a reader sees them; ``blocks`` puts a "|" where a paragraph, item or
+    cell ends, so that no sentence seems to run on into the next block."""
+    import html as html_module
+
+    body = re.sub(r"<style>.*?</style>|<title>.*?</title>", " ", document, flags=re.S)
+    if blocks:
+        body = re.sub(r"</(p|li|td|th|h[1-6]|figcaption)>", " | ", body)
+    return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
+
+
+def test_report_sentences_start_with_a_capital_and_rows_read_as_words(result):
+    """Reasons and notes come lower-case; a row once read "Combination of evidence: evidence"."""
+    import copy
+
+    result = with_evidence(copy.copy(result))
+    result.notes = ["the file holds 2 frames (animated or multi-page); only the first was analysed"]
+    result.fusion = "evidence"
+    document = render_report(result, "photo.png", "ab" * 32, {"notes": ["no embedded thumbnail"]})
+    text = _text(document, blocks=True)
+    lower_after_stop = [m.group(0) for m in re.finditer(r"(?<!e\.g)(?<!i\.e)\. [a-z]\w*", text)]
+    assert lower_after_stop == [], lower_after_stop
+    assert "No embedded thumbnail." in text and "The file holds 2 frames" in text
+    assert "What the map rests on | All the traces, each weighted by how readable it is on this photo." in text
+    assert "Combination of evidence" not in text
+
+
+def test_the_score_row_never_says_uncertain_beside_a_confident_verdict(result):
+    import copy
+
+    from wsloc_runtime.pipeline import VERDICT_FLAGS
+
+    confident = copy.copy(result)
+    confident.verdict_band = (0.27, 0.83)
+    confident.probability = 0.888
+    confident.is_manipulated = VERDICT_FLAGS[confident.verdict]
+    assert confident.verdict == "likely manipulated"
+    text = _text(render_report(confident, "photo.png"))
+    assert "Score P(manipulated) = 0.888, at or above 0.83; verdict: likely manipulated" in text
+    assert "uncertain between" not in text
+
+
+def test_a_photo_judged_authentic_gets_no_mask_that_says_edited(result, tmp_path):
+    """authentic_lighthouse, judged likely authentic, once got a mask PNG 47% white and mask_fraction 0.468."""
+    import copy
+
+    from wsloc_runtime.outputs import write_result_files
+    from wsloc_runtime.report import report_panels as panels_of
+
+    authentic = copy.copy(result)
+    authentic.mask = np.zeros(result.working_size, bool)
+    authentic.mask[: result.working_size[0] // 2] = True  # the method's mask: half the photo
+    authentic.is_manipulated = False
+    assert not authentic.reported_mask.any() and authentic.mask.mean() == pytest.approx(0.5, abs=0.01)
+    assert authentic.summary()["mask_fraction"] == 0.0
+    photo = save_rgb(tmp_path / "photo.png", authentic.image)
+    payload = write_result_files(authentic, tmp_path / "out", "photo", str(photo), report=True)
+    assert payload["mask_fraction"] == 0.0
+    assert not cv2.imread(payload["outputs"]["mask"], cv2.IMREAD_GRAYSCALE).any()
+    by_title = {panel.title: panel for panel in panels_of(authentic)}
+    assert not by_title["Mask"].image.any() and by_title["Mask"].shows.startswith("Empty")
+    text = _text((tmp_path / "out" / "photo_report.html").read_text(encoding="utf-8"))
+    assert "Marked area none: the photo was judged likely authentic" in text
+    for flag in (True, None):  # a verdict that claims an edit, or none: the method's mask as it is
+        other = copy.copy(authentic)
+        other.is_manipulated = flag
+        assert np.array_equal(other.reported_mask, authentic.mask)
+        assert other.summary()["mask_fraction"] == pytest.approx(float(authentic.mask.mean()), abs=1e-6)
 
 
 def test_report_without_evidence_still_renders(result):

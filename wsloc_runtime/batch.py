@@ -44,7 +44,7 @@ from typing import Iterator, Sequence
 from .errors import Stopped, WslocError
 from .imageio import IMAGE_SUFFIXES, _atomic_write, image_files  # noqa: F401  (IMAGE_SUFFIXES: for importers)
 from .options import add_localizer_arguments, localizer_from_args
-from .outputs import ROW_FIELDS, localize_to_files, output_stems, row_from_payload, verdict_counts
+from .outputs import ROW_FIELDS, csv_cells, localize_to_files, output_stems, row_from_payload, verdict_counts
 from .threads import limit_threads, thread_counts, thread_environment, threads_per_worker
 from .views import DEFAULT_TEST_TIME_VIEWS
 
@@ -193,8 +193,7 @@ class ResultsTable:
         writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "timings": json.dumps(row["timings"]) if row.get("timings") else "",
-                             "notes": "; ".join(row.get("notes") or [])})
+            writer.writerow(csv_cells(row))
         _atomic_write(self.csv, lambda stream: stream.write(buffer.getvalue().encode("utf-8")))
         return rows
 

@@ -23,10 +23,10 @@ import numpy as np
 
 from . import __version__
 from .imageio import _atomic_write
-from .wording import verdict_sentence
-from .pipeline import MASK_THRESHOLD, LocalizationResult, describe_band
+from .wording import as_sentence, fusion_in_words, score_in_words, trace_caption, verdict_sentence
+from .pipeline import MASK_THRESHOLD, LocalizationResult
 from .sel import sel_display
-from .viz import heatmap, mask_image, outline_mask, overlay, region_map
+from .viz import HEATMAP_COLORMAP, heatmap, legend, mask_image, outline_mask, overlay, region_map
 
 #: Longest side of the pictures inlined in the report (the working size is at most 1024).
 REPORT_MAX_SIDE = 900
@@ -42,6 +42,21 @@ class Panel:
     read: str
     kind: str = "method"  # "result", "evidence" or "method"
     photo_like: bool = False  # a photo (JPEG inlined) rather than a map or mask (PNG)
+    colormap: int | None = None  # the colour map that drew the picture, for its legend
+
+
+def map_panel(title: str, values: np.ndarray, shows: str, read: str, kind: str = "method",
+              photo: np.ndarray | None = None) -> Panel:
+    """A panel of a [0, 1] map drawn with :data:`~wsloc_runtime.viz.HEATMAP_COLORMAP`, over ``photo``
+    when given; its legend is read from that same colour map (see :func:`panel_legend`)."""
+    values = np.asarray(values, np.float32)
+    picture = heatmap(values, HEATMAP_COLORMAP) if photo is None else overlay(photo, values, colormap=HEATMAP_COLORMAP)
+    return Panel(title, picture, shows, read, kind, photo_like=photo is not None, colormap=HEATMAP_COLORMAP)
+
+
+def panel_legend(panel: Panel) -> str | None:
+    """What the colours of a map panel mean, from the colour map that drew it; ``None`` for others."""
+    return None if panel.colormap is None else f"Colours: {legend(panel.colormap)}."
 
 
 def sha256_hex(data: bytes) -> str:
@@ -81,32 +96,34 @@ def _evidence_title(name: str) -> str:
 def report_panels(result: LocalizationResult, sel_quality: int | None = None) -> list[Panel]:
     """Every picture of the report, in reading order: the result, each evidence, then the method."""
     image = result.image
+    mask = result.reported_mask  # empty for a photo judged authentic
+    if result.is_manipulated is False:
+        mask_shows = "Empty: the photo was judged likely authentic, so no area is marked as edited."
+        mask_read = ("The heatmap still shows where the signs, too weak to call an edit, are strongest; "
+                     "read it with the verdict.")
+    else:
+        mask_shows = f"White where editing is more likely than not (final map at or above {MASK_THRESHOLD})."
+        mask_read = ("The mask is the heatmap cut at one level; a white area is a place to look at closely, "
+                     "not a finding by itself.")
     panels = [
         Panel("The photo", image, "The photo as analysed (reduced to the working size).",
               "Compare the other pictures with it.", "result", photo_like=True),
-        Panel("Heatmap over the photo", overlay(image, result.enhanced),
-              "Where the analysis finds the strongest signs of editing: red and yellow strong, blue weak.",
-              "A heatmap says where the detector looked, not a proof. Read it with the verdict: on a photo "
-              "judged uncertain or authentic it still shows the strongest signs it found.", "result",
+        map_panel("Heatmap over the photo", result.enhanced,
+                  "Where the analysis finds the strongest signs of editing.",
+                  "A heatmap says where the detector looked, not a proof. Read it with the verdict: on a photo "
+                  "not judged likely manipulated it still shows the strongest signs it found.", "result", image),
+        Panel("Mask", mask_image(mask), mask_shows, mask_read, "result"),
+        Panel("Mask outlined on the photo", outline_mask(image, mask),
+              "The mask's outline drawn on the photo." if mask.any() else "The photo: the mask marks no area.",
+              "Check whether the outline follows an object that could have been pasted or cloned.", "result",
               photo_like=True),
-        Panel("Mask", mask_image(result.mask),
-              f"White where editing is more likely than not (final map at or above {MASK_THRESHOLD}).",
-              "The mask is the heatmap cut at one level; a white area is a place to look at closely, "
-              "not a finding by itself.", "result"),
-        Panel("Mask outlined on the photo", outline_mask(image, result.mask),
-              "The mask's outline drawn on the photo.", "Check whether the outline follows an object "
-              "that could have been pasted or cloned.", "result", photo_like=True),
     ]
+    shares = getattr(result, "evidence_shares", {}) or {}
     for name, reading in (getattr(result, "evidence", {}) or {}).items():
-        reliability = float(getattr(reading, "reliability", 0.0))
-        strength = float(getattr(reading, "strength", 0.0))
-        reason = str(getattr(reading, "reason", ""))
-        panels.append(Panel(
-            f"Evidence: {_evidence_title(name)}", heatmap(np.asarray(reading.map, np.float32)),
-            f"Where this trace says the photo was edited (red strong, blue none). {reason}".strip(),
-            f"How far this trace can speak about this photo: {reliability:.0%}; strength of the sign of "
-            f"editing it found: {strength:.0%}. A trace that cannot speak about a photo says nothing either way.",
-            "evidence"))
+        panels.append(map_panel(
+            f"Evidence: {_evidence_title(name)}", reading.map, "This trace's own map of the photo.",
+            trace_caption(reading, float(shares.get(name, 0.0)))
+            + " A trace that cannot speak about a photo says nothing either way.", "evidence"))
     quality = f" (quality {sel_quality})" if sel_quality else ""
     panels.append(Panel("What re-saving as a JPEG changes", sel_display(result.error_levels),
                         f"The signed error levels: the photo minus its re-saved JPEG copy{quality}; gray means "
@@ -115,13 +132,13 @@ def report_panels(result: LocalizationResult, sel_quality: int | None = None) ->
     for name, cam in result.variant_maps.items():
         probability = result.variant_probabilities.get(name)
         score = f" (its score {probability:.2f})" if probability is not None else ""
-        panels.append(Panel(f"Where detector {name} looked{score}", heatmap(cam),
-                            "Grad-CAM of one of the three classifiers: the parts of the photo its score rests on.",
-                            "The three detectors look at blocks of different sizes; agreement between them "
-                            "counts more than any one.", "method"))
-    panels.append(Panel("Where the detectors agree", heatmap(result.activation),
-                        "The detectors' maps combined (geometric mean).",
-                        "High only where every detector looked.", "method"))
+        panels.append(map_panel(f"Where detector {name} looked{score}", cam,
+                                "Grad-CAM of one of the three classifiers: the parts of the photo its score rests on.",
+                                "The three detectors look at blocks of different sizes; agreement between them "
+                                "counts more than any one.", "method"))
+    panels.append(map_panel("Where the detectors agree", result.activation,
+                            "The detectors' maps combined (geometric mean).",
+                            "High only where every detector looked.", "method"))
     panels.append(Panel(f"The photo cut into {len(result.regions)} regions", region_map(image, result.regions),
                         f"Candidate regions from the {result.segmenter} segmenter.",
                         "The analysis picks the region that best matches where the detectors looked.", "method"))
@@ -157,11 +174,13 @@ code { font-size: 12px; word-break: break-all; } .small { font-size: 12px; color
 
 
 def _panel_html(panel: Panel) -> str:
+    key = panel_legend(panel)
     return (f'<figure class="panel {panel.kind}" data-panel="{html.escape(panel.title)}">'
             f"<h3>{html.escape(panel.title)}</h3>"
             f'<img alt="{html.escape(panel.title)}" src="{data_uri(panel.image, panel.photo_like)}">'
             f'<p class="shows"><b>What it shows:</b> {html.escape(panel.shows)}</p>'
-            f'<p class="read"><b>How to read it:</b> {html.escape(panel.read)}</p></figure>')
+            + (f'<p class="legend">{html.escape(key)}</p>' if key else "")
+            + f'<p class="read"><b>How to read it:</b> {html.escape(panel.read)}</p></figure>')
 
 
 def render_report(
@@ -175,7 +194,8 @@ def render_report(
     """The report as one HTML document (UTF-8 text, every picture inlined)."""
     created = created or _datetime.datetime.now(_datetime.timezone.utc)
     band = result.verdict_band
-    sentence = verdict_sentence(result.verdict, result.probability, band, float(result.mask.mean()))
+    marked = float(result.reported_mask.mean())
+    sentence = verdict_sentence(result.verdict, result.probability, band, marked)
     panels = report_panels(result, sel_quality)
     sections = []
     for kind, heading, intro in (
@@ -194,18 +214,19 @@ def render_report(
         ("SHA-256 of the file", f"<code>{html.escape(photo_sha256)}</code>" if photo_sha256 else "not available "
                                 "(the photo did not come as a file)"),
         ("Size", f"{result.original_size[1]}×{result.original_size[0]} pixels"),
-        ("Score", f"P(manipulated) = {result.probability:.3f} ({html.escape(describe_band(band))})"),
-        ("Marked area", f"{100 * float(result.mask.mean()):.1f}% of the photo"),
+        ("Score", html.escape(score_in_words(result.probability, band, result.verdict))),
+        ("Marked area", f"{100 * marked:.1f}% of the photo" if result.is_manipulated is not False
+         else "none: the photo was judged likely authentic"),
         ("Tool", f"wsloc {html.escape(__version__)}"),
         ("Models", "<br>".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in result.models.items()) or "-"),
         ("Segmenter", html.escape(result.segmenter)),
-        ("Combination of evidence", html.escape(str(getattr(result, "fusion", "paper")))),
+        ("What the map rests on", html.escape(as_sentence(fusion_in_words(str(getattr(result, "fusion", "paper")))))),
         ("Report made", created.strftime("%Y-%m-%d %H:%M:%S %Z").strip()),
     ]
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
+    notes = "".join(f"<li>{html.escape(as_sentence(note))}</li>" for note in result.notes)
     file_section = ""
     if file_evidence:
-        items = "".join(f"<li>{html.escape(note)}</li>" for note in file_evidence.get("notes", []))
+        items = "".join(f"<li>{html.escape(as_sentence(note))}</li>" for note in file_evidence.get("notes", []))
         file_section = ('<section class="file-evidence"><h2>File evidence (information only)</h2>'
                         f"<ul>{items}</ul></section>")
     return f"""<!DOCTYPE html>

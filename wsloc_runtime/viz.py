@@ -8,18 +8,41 @@ import numpy as np
 from .regions import Regions
 
 
-def heatmap(activation: np.ndarray, colormap: int = cv2.COLORMAP_INFERNO) -> np.ndarray:
+#: The colour map every heatmap and overlay is drawn with (unless told otherwise).
+HEATMAP_COLORMAP = cv2.COLORMAP_INFERNO
+#: What the colours of a colour map mean, for the legend beside a picture drawn with it:
+#: (strongest, middle, weakest). One source of truth with the pictures: a legend is read from the
+#: colour map that drew its picture (:func:`legend`), and a test checks each named colour against
+#: the colour map itself.
+COLORMAP_LEGENDS = {
+    cv2.COLORMAP_INFERNO: ("pale yellow", "orange and red", "purple to black"),
+    cv2.COLORMAP_JET: ("dark red", "yellow and cyan", "dark blue"),
+}
+
+
+def legend(colormap: int = HEATMAP_COLORMAP) -> str:
+    """The colours of ``colormap`` in words: ``"pale yellow strongest, then orange and red; purple
+    to black weak or none"`` for inferno."""
+    try:
+        strong, middle, weak = COLORMAP_LEGENDS[colormap]
+    except KeyError:
+        raise ValueError(f"no legend for colour map {colormap}: add it to COLORMAP_LEGENDS") from None
+    return f"{strong} strongest, then {middle}; {weak} weak or none"
+
+
+def heatmap(activation: np.ndarray, colormap: int = HEATMAP_COLORMAP) -> np.ndarray:
     """Colour a [0, 1] map. Returns ``HxWx3`` ``uint8`` RGB."""
     scaled = np.clip(np.nan_to_num(activation) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(cv2.applyColorMap(scaled, colormap), cv2.COLOR_BGR2RGB)
 
 
-def overlay(image: np.ndarray, activation: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+def overlay(image: np.ndarray, activation: np.ndarray, opacity: float = 0.5,
+            colormap: int = HEATMAP_COLORMAP) -> np.ndarray:
     """Blend a heatmap over the photo; ``opacity`` 0 shows the photo, 1 the heatmap."""
     if image.shape[:2] != activation.shape:
         activation = cv2.resize(activation.astype(np.float32), image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     opacity = float(np.clip(opacity, 0.0, 1.0))
-    return cv2.addWeighted(image, 1.0 - opacity, heatmap(activation), opacity, 0.0)
+    return cv2.addWeighted(image, 1.0 - opacity, heatmap(activation, colormap), opacity, 0.0)
 
 
 def mask_image(mask: np.ndarray) -> np.ndarray:
