@@ -307,7 +307,8 @@ def verdict_markdown(analysis: Analysis) -> str:
     result = analysis.result
     lines = [
         f"## Verdict: {result.verdict}",
-        verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.reported_mask.mean())),
+        verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.reported_mask.mean()),
+                         result.readability_sentence),
         f"For specialists: {score_in_words(result.probability, result.verdict_band, result.verdict)}; per variant: "
         + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items())
         + f"; photo {result.original_size[1]}×{result.original_size[0]} px.",

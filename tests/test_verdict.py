@@ -147,3 +147,14 @@ def test_evaluate_rows_carry_the_verdict_and_the_report_counts_them(bundled_loca
     assert all(r["readability"]["readable"] in (True, False) and "jpeg" in r["evidence"] for r in rows)
     said = sum(entry["said"] for name, entry in report["verdicts"].items() if isinstance(entry, dict))
     assert said == 3
+
+
+def test_the_report_says_why_it_cannot_tell(bundled_localizer):
+    from wsloc_runtime.report import render_report
+
+    result = bundled_localizer.localize(unreadable_png(EXAMPLES / "authentic_lighthouse.jpg"))
+    assert result.verdict == CANNOT_TELL
+    page = render_report(result, "lighthouse.png")
+    assert "<strong>cannot tell</strong>" in page
+    assert "No earlier JPEG save to compare its regions against" in page
+    assert '"cannot tell" means' in page  # the reading guide explains the word

@@ -42,6 +42,7 @@ from .models import resolve_model
 from .readability import READABILITY_EVIDENCE, Readability, assess_readability
 from .regions import Regions, bayesian_enhancement, select_region
 from .inputs import TRACE_FEATURES, raw_inputs, select_channels
+from .sel import error_levels_pass
 from .segmenters import Segmenter, create_segmenter
 from .views import DEFAULT_TEST_TIME_VIEWS
 from .views import test_time_views as resolve_test_time_views
@@ -204,6 +205,11 @@ class LocalizationResult:
         "likely authentic" and "uncertain".
         """
         return verdict_of(self.probability, self.verdict_band, self.readable)
+
+    @property
+    def readability_sentence(self) -> str | None:
+        """What the photo's traces could and could not have shown, in words (None without a readability)."""
+        return self.readability.sentence() if self.readability is not None else None
 
     @property
     def readable(self) -> bool:
@@ -399,12 +405,15 @@ class Localizer:
     def _needs_traces(self) -> bool:
         return any(f in TRACE_FEATURES for m in self.models for f in m.config.input_features)
 
-    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], traces=None):
+    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], traces=None, ela_size=None):
         """Each model's input tensor, by model name (models may scale SEL differently even at one
-        size), and the SEL resized to each of ``extra_sizes``; every feature is computed once for all."""
+        size), the SEL resized to each of ``extra_sizes``, and the :class:`~wsloc_runtime.sel.ErrorLevels`
+        of the one JPEG re-encoding (with the error-level map at ``ela_size`` when given); every
+        feature is computed once for all."""
         sizes = sorted({model.config.input_size for model in self.models})
         features = ["sel"] + sorted({f for m in self.models for f in m.config.input_features} - {"sel"})
-        resized = raw_inputs(rgb, features, sizes + extra_sizes, self.sel_quality, traces=traces)
+        levels = error_levels_pass(rgb, sizes + extra_sizes, self.sel_quality, ela_size=ela_size)
+        resized = raw_inputs(rgb, features, sizes + extra_sizes, self.sel_quality, traces=traces, sel=levels.resized)
         by_size = dict(zip(sizes, resized[: len(sizes)]))
         inputs = {
             model.name: model.prepare(
@@ -412,7 +421,7 @@ class Localizer:
             )
             for model in self.models
         }
-        return inputs, [select_channels(extra, features, ["sel"]) for extra in resized[len(sizes) :]]
+        return inputs, [select_channels(extra, features, ["sel"]) for extra in resized[len(sizes) :]], levels
 
     def localize(self, image: ImageSource, progress: ProgressCallback | None = None) -> LocalizationResult:
         """Run the whole method on one image.
@@ -453,19 +462,21 @@ class Localizer:
             traces = jpeg_traces(rgb)  # one analysis for the models' inputs and both JPEG evidences
             lap("jpeg_traces")
         report(0.1, "error levels")
-        inputs, (work_sel,) = self._network_inputs(rgb, extra_sizes=[work], traces=traces)
+        # The ELA panel's map comes from the same JPEG re-encoding as the models' SEL when it can.
+        ela_size = work if any(e.error_levels_quality == self.sel_quality for e in [*shown, *guards]) else None
+        inputs, (work_sel,), levels = self._network_inputs(rgb, extra_sizes=[work], traces=traces, ela_size=ela_size)
         image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
         lap("sel")
         readings: dict[str, EvidenceMap] = {}
         guard_readings: dict[str, EvidenceMap] = {}
-        evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces)
+        evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces, error_levels=levels)
         for evidence in [*shown, *guards]:
             if not evidence.needs_models:
                 report(0.15, f"evidence: {evidence.name}")
                 target = readings if evidence in shown else guard_readings
                 target[evidence.name] = evidence.compute(evidence_inputs)
                 lap(f"evidence_{evidence.name}")
-        del evidence_inputs
+        del evidence_inputs, levels
         del rgb, decoded, traces  # from here on, nothing holds the full-size photo
 
         probabilities: dict[str, float] = {}

@@ -195,7 +195,7 @@ def render_report(
     created = created or _datetime.datetime.now(_datetime.timezone.utc)
     band = result.verdict_band
     marked = float(result.reported_mask.mean())
-    sentence = verdict_sentence(result.verdict, result.probability, band, marked)
+    sentence = verdict_sentence(result.verdict, result.probability, band, marked, result.readability_sentence)
     panels = report_panels(result, sel_quality)
     sections = []
     for kind, heading, intro in (
@@ -244,8 +244,11 @@ picture it shows; it reads offline and prints.</p></header>
 {''.join(sections)}
 {file_section}
 <section class="reading"><h2>How to read this report</h2>
-<p>The verdict comes from detectors trained to tell edited photos from originals; its words come with the
-models ("uncertain" where their score was not reliable enough to say more). The heatmap and the mask say where
+<p>The verdict combines detectors trained to tell edited photos from originals with the forensic traces above.
+"Likely manipulated" and "likely authentic" were each right at least 90% of the time on the development sets;
+"uncertain" means the traces were readable but the score was not clear enough to say more; "cannot tell" means
+the traces that would have shown an edit are erased on this photo (it was never a JPEG, was saved once only, or
+was resized and re-saved, as platforms do), so finding no sign of editing says nothing. The heatmap and the mask say where
 the signs of editing are strongest, not that the photo was edited there. The file evidence describes how the
 file was saved; the verdict never reads it. Attach the photo's SHA-256 above so anyone can check that this
 report is about the same file.</p></section>
