@@ -75,7 +75,7 @@ def feature_channels(names: Sequence[str]) -> int:
 
 def raw_inputs(
     rgb: np.ndarray, features: Sequence[str], sizes: Sequence[tuple[int, int]], sel_quality: int = 90,
-    traces: JpegTraces | None = None,
+    traces: JpegTraces | None = None, sel: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Unscaled input maps of ``rgb`` resized to each ``(height, width)`` in ``sizes``.
 
@@ -85,6 +85,7 @@ def raw_inputs(
         sizes: output sizes.
         sel_quality: JPEG quality of the SEL re-encoding.
         traces: ``jpeg_traces(rgb)`` when the caller already has them (computed here otherwise).
+        sel: ``resized_error_levels(rgb, sizes, sel_quality)`` when the caller already has them.
 
     Returns:
         One ``float32`` ``(height, width, C)`` array per size, channels in ``features`` order.
@@ -93,7 +94,7 @@ def raw_inputs(
     sizes = [(int(h), int(w)) for h, w in sizes]
     per_feature: dict[str, list[np.ndarray]] = {}
     if "sel" in features:
-        per_feature["sel"] = resized_error_levels(rgb, sizes, sel_quality)
+        per_feature["sel"] = list(sel) if sel is not None else resized_error_levels(rgb, sizes, sel_quality)
     if any(name in features for name in TRACE_FEATURES):
         traces = traces if traces is not None else jpeg_traces(rgb)
         image_size = rgb.shape[:2]

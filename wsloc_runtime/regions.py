@@ -20,25 +20,71 @@ class Regions:
     Attributes:
         masks: ``bool`` array ``(N, H, W)``; masks may overlap (SAM) or partition the image.
         source: name of the segmenter that produced them.
+        boxes: each mask's tight bounding box ``(top, bottom, left, right)``, ``(N, 4)``, when the
+            maker knew them (:meth:`from_labels` does); ``None`` lets the scores find them. Set it
+            only for masks that are not changed afterwards.
     """
 
     masks: np.ndarray
     source: str = ""
+    boxes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         masks = np.asarray(self.masks)
         if masks.ndim != 3:
             raise ValueError(f"Regions.masks must be (N, H, W), got shape {masks.shape}")
         self.masks = masks.astype(bool, copy=False)
+        if self.boxes is not None and np.shape(self.boxes) != (masks.shape[0], 4):
+            raise ValueError(f"Regions.boxes must be (N, 4), got shape {np.shape(self.boxes)}")
 
     @classmethod
     def from_labels(cls, labels: np.ndarray, source: str = "", min_area: int = 1) -> "Regions":
         """One region per distinct label of an ``(H, W)`` integer map; negative labels are ignored."""
-        values, counts = np.unique(labels, return_counts=True)
-        keep = values[(values >= 0) & (counts >= min_area)]
-        if keep.size == 0:
-            return cls(np.zeros((0, *labels.shape), bool), source)
-        return cls(labels[None, :, :] == keep[:, None, None], source)
+        return cls.from_label_maps([labels], source, min_area)
+
+    @classmethod
+    def from_label_maps(cls, label_maps, source: str = "", min_area: int = 1) -> "Regions":
+        """The regions of several ``(H, W)`` label maps of one image, in order (each as
+        :meth:`from_labels`: one per distinct label, ascending, negative labels ignored), in one
+        array, with their bounding boxes.
+
+        The masks are written straight into one array (no per-map copies to concatenate), and
+        the boxes come from one count per map of (label, row) and (label, column) pairs.
+        """
+        label_maps = [np.asarray(labels) for labels in label_maps]
+        shape = label_maps[0].shape
+        if any(labels.shape != shape for labels in label_maps):
+            raise ValueError("label maps of one image must share its shape")
+        kept = [_kept_labels(labels, min_area) for labels in label_maps]
+        total = sum(len(values) for values in kept)
+        masks = np.empty((total, *shape), bool)
+        boxes = np.zeros((total, 4), np.int64)
+        height, width = shape
+        offset = 0
+        for labels, values in zip(label_maps, kept):
+            count = len(values)
+            if count == 0:
+                continue
+            # In the labels' own type: comparing int32 labels with int64 values is twice as slow.
+            np.equal(labels[None, :, :], values.astype(labels.dtype)[:, None, None], out=masks[offset : offset + count])
+            # Region index of each pixel (count: not a kept label), then which rows and columns
+            # each region reaches.
+            low = min(0, int(labels.min()))
+            lookup = np.full(int(max(values.max(), labels.max())) - low + 1, count, np.int64)
+            lookup[values - low] = np.arange(count)
+            index = lookup[labels - low]
+            rows = np.zeros((count + 1, height), bool)
+            rows[index, np.arange(height)[:, None]] = True
+            columns = np.zeros((count + 1, width), bool)
+            columns[index, np.arange(width)[None, :]] = True
+            rows, columns = rows[:count], columns[:count]
+            section = boxes[offset : offset + count]
+            section[:, 0] = np.argmax(rows, axis=1)
+            section[:, 1] = height - np.argmax(rows[:, ::-1], axis=1)
+            section[:, 2] = np.argmax(columns, axis=1)
+            section[:, 3] = width - np.argmax(columns[:, ::-1], axis=1)
+            offset += count
+        return cls(masks, source, boxes)
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
@@ -46,6 +92,15 @@ class Regions:
     @property
     def shape(self) -> tuple[int, int]:
         return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+
+def _kept_labels(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """The labels of ``labels`` (ascending) that are not negative and cover at least ``min_area`` pixels."""
+    if labels.size and np.issubdtype(labels.dtype, np.integer) and labels.min() >= 0 and labels.max() < 4 * labels.size:
+        counts = np.bincount(labels.ravel())  # linear time; np.unique sorts
+        return np.flatnonzero(counts >= max(int(min_area), 1))
+    values, counts = np.unique(labels, return_counts=True)
+    return values[(values >= 0) & (counts >= min_area)].astype(np.int64)
 
 
 def connected_regions(class_map: np.ndarray, min_area: int = 1, ignore: tuple[int, ...] = ()) -> np.ndarray:
@@ -103,6 +158,11 @@ def _bounding_boxes(regions: Regions, activation: np.ndarray):
     """Each non-empty region's index, tight crop of its mask and of ``activation``."""
     if regions.shape != activation.shape:
         raise ValueError(f"regions {regions.shape} and activation {activation.shape} differ in size")
+    if regions.boxes is not None:  # known already (Regions.from_labels): no full-image scans
+        for index, (top, bottom, left, right) in enumerate(regions.boxes.tolist()):
+            if bottom > top and right > left:
+                yield index, regions.masks[index, top:bottom, left:right], activation[top:bottom, left:right]
+        return
     for index, mask in enumerate(regions.masks):
         rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:

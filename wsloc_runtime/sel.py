@@ -12,6 +12,7 @@ strip makes the strip's error levels bit-identical to those of the whole image
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -82,21 +83,71 @@ def resized_error_levels(
     Returns:
         One ``float32`` array of shape ``(height, width, 3)`` per requested size.
     """
+    return error_levels_pass(rgb, sizes, quality).resized
+
+
+@dataclass
+class ErrorLevels:
+    """What one JPEG re-encoding of a photo gives (:func:`error_levels_pass`).
+
+    Attributes:
+        resized: the SEL area-resized to each requested size, ``float32`` ``(h, w, 3)``.
+        ela: :func:`error_level_map` of the photo area-resized to ``ela_size`` (``None`` when not asked).
+        ela_peak: the error-level map's maximum before its division (0: JPEG changes nothing).
+        quality: the re-encoding's JPEG quality.
+    """
+
+    resized: list[np.ndarray]
+    ela: np.ndarray | None = None
+    ela_peak: float = 0.0
+    quality: int = 90
+
+
+#: The error-level map's Gaussian blur (:func:`error_level_map`).
+ELA_SIGMA = 3.0
+
+
+def error_levels_pass(
+    rgb: np.ndarray, sizes: Sequence[tuple[int, int]], quality: int = 90, ela_size: tuple[int, int] | None = None,
+) -> ErrorLevels:
+    """The SEL resized to each of ``sizes`` and, when ``ela_size`` is given, the error-level map
+    (:func:`error_level_map` at ``quality``, area-resized to ``ela_size``), from ONE JPEG re-encoding.
+
+    Both are the same numbers as computing them apart (bit for bit): the map's blur reads
+    :data:`_BLUR_MARGIN` rows beyond each strip, whose SEL is exact because each strip is re-encoded
+    with a margin of :data:`_ELA_MCU_MARGIN` rows (whole MCUs). Memory: no full-size float copy of
+    the photo; the blurred map (one float per pixel) is the one full-size array kept when the map is
+    asked for.
+    """
     _check_rgb(rgb)
     height, width = rgb.shape[:2]
     sizes = [(int(h), int(w)) for h, w in sizes]
     downsampling_only = all(h <= height and w <= width for h, w in sizes)
     if height * width <= STRIP_THRESHOLD_PIXELS or not downsampling_only:
         sel = signed_error_levels(rgb, quality)
-        return [cv2.resize(sel, (w, h), interpolation=cv2.INTER_AREA) for h, w in sizes]
+        resized = [cv2.resize(sel, (w, h), interpolation=cv2.INTER_AREA) for h, w in sizes]
+        if ela_size is None:
+            return ErrorLevels(resized, quality=int(quality))
+        blurred = _blurred_magnitude(sel)
+        del sel
+        return _ela_levels(resized, blurred, ela_size, quality)
 
     row_weights = [_area_weights(height, h) for h, _ in sizes]
     outputs = [np.zeros((h, w * 3), np.float32) for h, w in sizes]
+    blurred = np.empty((height, width), np.float32) if ela_size is not None else None
+    margin = _MCU if ela_size is None else _ELA_MCU_MARGIN
     for top in range(0, height, STRIP_ROWS):
         bottom = min(top + STRIP_ROWS, height)
-        pad_top, pad_bottom = max(0, top - _MCU), min(height, bottom + _MCU)
-        strip = rgb[pad_top:pad_bottom]
-        strip_sel = signed_error_levels(strip, quality)[top - pad_top : bottom - pad_top]
+        pad_top, pad_bottom = max(0, top - margin), min(height, bottom + margin)
+        padded_sel = signed_error_levels(rgb[pad_top:pad_bottom], quality)
+        strip_sel = padded_sel[top - pad_top : bottom - pad_top]
+        if blurred is not None:
+            # The blur of rows [top, bottom) reads _BLUR_MARGIN rows each side; at the photo's
+            # edges the strip's edge is the photo's, and the border rule the same.
+            low, high = max(0, top - _BLUR_MARGIN), min(height, bottom + _BLUR_MARGIN)
+            window = _blurred_magnitude(padded_sel[low - pad_top : high - pad_top])
+            blurred[top:bottom] = window[top - low : bottom - low]
+            del window
         for (h, w), weights, out in zip(sizes, row_weights, outputs):
             # Area resize is separable: columns with OpenCV, rows with the weight matrix. Only the
             # few output rows that overlap this strip have non-zero weights: multiplying by that
@@ -108,7 +159,44 @@ def resized_error_levels(
             first, last = int(rows[0]), int(rows[-1]) + 1
             narrowed = cv2.resize(strip_sel, (w, bottom - top), interpolation=cv2.INTER_AREA)
             out[first:last] += band[first:last] @ narrowed.reshape(bottom - top, w * 3)
-    return [out.reshape(h, w, 3) for (h, w), out in zip(sizes, outputs)]
+        del padded_sel, strip_sel
+    resized = [out.reshape(h, w, 3) for (h, w), out in zip(sizes, outputs)]
+    if blurred is None:
+        return ErrorLevels(resized, quality=int(quality))
+    return _ela_levels(resized, blurred, ela_size, quality)
+
+
+#: Gaussian kernel radius OpenCV uses for ELA_SIGMA on float maps (ksize = round(8 sigma + 1) | 1).
+_BLUR_MARGIN = int(round(ELA_SIGMA * 4 * 2 + 1)) // 2 + 1
+#: A strip re-encoded with this many more rows each side (whole MCUs) has exact SEL over
+#: _MCU rows more than without: enough for the blur's margin.
+_ELA_MCU_MARGIN = _MCU * (1 + -(-_BLUR_MARGIN // _MCU))
+
+
+def _blurred_magnitude(sel: np.ndarray, sigma: float = ELA_SIGMA) -> np.ndarray:
+    """``|sel|``'s channel mean, blurred. The channel mean as ``(|r| + |g|) + |b|`` then ``/ 3``: the
+    same float32 operations as ``np.abs(sel).mean(axis=2)`` (SEL values are integers, so the sum
+    is exact either way), without numpy's slow reduction over an axis of length 3."""
+    absolute = np.abs(sel)
+    magnitude = absolute[..., 0] + absolute[..., 1]
+    magnitude += absolute[..., 2]
+    del absolute
+    magnitude /= 3
+    return cv2.GaussianBlur(magnitude, (0, 0), sigmaX=sigma, sigmaY=sigma)
+
+
+def _ela_levels(resized: list[np.ndarray], blurred: np.ndarray, ela_size: tuple[int, int],
+                quality: int) -> ErrorLevels:
+    """The error-level map from its blurred magnitude, as :func:`error_level_map` then the evidence's
+    area resize would make it (division first, then the resize, in float32)."""
+    from .evidence.base import resize_map
+
+    peak = float(blurred.max())
+    if peak > 0:
+        blurred /= peak
+    else:
+        blurred = np.zeros_like(blurred, np.float32)
+    return ErrorLevels(resized, resize_map(blurred, ela_size), peak, int(quality))
 
 
 def scale_error_levels(sel: np.ndarray, mode: str, scale: float, clip: float) -> np.ndarray:
@@ -146,7 +234,6 @@ def error_level_map(rgb: np.ndarray, quality: int = 90, sigma: float = 3.0) -> n
 
     Returns ``(H, W)`` ``float32`` in [0, 1] (all zeros for an image JPEG leaves unchanged).
     """
-    magnitude = np.abs(signed_error_levels(rgb, quality)).mean(axis=2)
-    blurred = cv2.GaussianBlur(magnitude, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    blurred = _blurred_magnitude(signed_error_levels(rgb, quality), sigma)
     peak = float(blurred.max())
     return (blurred / peak).astype(np.float32) if peak > 0 else np.zeros_like(blurred, np.float32)

@@ -31,6 +31,9 @@ class EvidenceInputs:
             ``image``. Read it, never keep it: the pipeline frees it after the evidence step.
         jpeg: :class:`~wsloc_runtime.jpeg_traces.JpegTraces` of ``full`` when the pipeline has
             already computed them (the models' inputs need them), else ``None``.
+        error_levels: :class:`~wsloc_runtime.sel.ErrorLevels` of ``full`` with its error-level map
+            at the working size, when the pipeline computed it with the models' SEL (one JPEG
+            re-encoding for both), else ``None``.
         activation: the models' fused Grad-CAM A at the working size, ``(h, w)`` ``float32``
             in [0, 1], or ``None`` when no model ran.
         probability: the models' P(manipulated), or ``None`` when no model ran.
@@ -39,6 +42,7 @@ class EvidenceInputs:
     image: np.ndarray
     full: np.ndarray | None = None
     jpeg: object | None = None
+    error_levels: object | None = None
     activation: np.ndarray | None = None
     probability: float | None = None
 
@@ -103,12 +107,16 @@ class Evidence:
         needs_models: True when the evidence reads the models' outputs (``activation``).
         reads_jpeg_traces: True when it reads :attr:`EvidenceInputs.jpeg` (the pipeline then computes
             the traces once for it and the models).
+        error_levels_quality: the JPEG quality of the error-level map it reads from
+            :attr:`EvidenceInputs.error_levels` when present (the pipeline then computes that map with
+            the models' SEL, from one re-encoding, when their quality is the same), else ``None``.
     """
 
     name = "base"
     title = "Evidence"
     needs_models = False
     reads_jpeg_traces = False
+    error_levels_quality: int | None = None
 
     def compute(self, inputs: EvidenceInputs) -> EvidenceMap:
         raise NotImplementedError

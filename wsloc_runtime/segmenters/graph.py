@@ -62,12 +62,13 @@ class GraphSegmenter(Segmenter):
         small_size = (max(1, round(width * factor)), max(1, round(height * factor)))
         small = cv2.resize(rgb, small_size, interpolation=cv2.INTER_AREA) if factor < 1.0 else rgb
         min_size = max(1, int(self.min_area_fraction * small.shape[0] * small.shape[1]))
-        masks = []
+        label_maps = []
         for scale in self.scales:
             labels = self._felzenszwalb(small, scale=scale, sigma=self.sigma, min_size=min_size)
             if factor < 1.0:
                 labels = cv2.resize(labels.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
-            masks.append(Regions.from_labels(labels).masks)
-        regions = Regions(np.concatenate(masks), source=self.name)
+            label_maps.append(labels)
+        # Every scale's regions in one array, with their bounding boxes (the similarity reads them).
+        regions = Regions.from_label_maps(label_maps, source=self.name)
         self.last_timings = {"graph": time.perf_counter() - start}
         return regions

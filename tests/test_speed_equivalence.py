@@ -1,0 +1,86 @@
+"""The speed-ups of issue 28 compute the same numbers as the code they replaced (no timing here)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+import wsloc_runtime.sel as sel_module
+from wsloc_runtime import jpeg_traces
+from wsloc_runtime.evidence import create_evidence
+from wsloc_runtime.evidence.base import EvidenceInputs, resize_map
+from wsloc_runtime.regions import Regions, distance_weighted_mean, region_similarity, soft_dice
+
+
+def camera_like(width: int, height: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    big = cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC)
+    noisy = np.clip(big.astype(np.int16) + rng.normal(0, 3, big.shape).astype(np.int16), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+def test_block_dct_matches_the_einsum_it_replaced():
+    y = jpeg_traces.luminance(camera_like(203, 157))
+    d = jpeg_traces.DCT_MATRIX
+    for offset in [(0, 0), (3, 5)]:
+        dy, dx = offset
+        part = y[dy:, dx:]
+        rows, cols = part.shape[0] // 8, part.shape[1] // 8
+        blocks = part[: rows * 8, : cols * 8].reshape(rows, 8, cols, 8).transpose(0, 2, 1, 3)
+        reference = np.einsum("ij,abjk,lk->abil", d, blocks, d, optimize=True).reshape(rows, cols, 64)
+        np.testing.assert_array_equal(jpeg_traces.block_dct(y, offset), reference)
+
+
+@pytest.mark.parametrize("strips", [False, True])
+def test_one_reencoding_gives_the_sel_and_the_ela_map_bit_for_bit(monkeypatch, strips):
+    rgb = camera_like(301, 517)
+    work = (400, 233)
+    sizes = [(64, 64), work]
+    whole_sel = sel_module.resized_error_levels(rgb, sizes, 90)
+    if strips:  # the large-photo path: re-encoding in strips with margins
+        monkeypatch.setattr(sel_module, "STRIP_THRESHOLD_PIXELS", 1000)
+        monkeypatch.setattr(sel_module, "STRIP_ROWS", 64)
+    levels = sel_module.error_levels_pass(rgb, sizes, 90, ela_size=work)
+    expected_ela = resize_map(sel_module.error_level_map(rgb, 90), work)
+    np.testing.assert_array_equal(levels.ela, expected_ela)
+    assert levels.ela_peak > 0 and levels.quality == 90
+    for got, want in zip(levels.resized, whole_sel):
+        if strips:  # the strips' row resize sums in another order (as before this change)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
+        else:
+            np.testing.assert_array_equal(got, want)
+    # The evidence reads the shared map, and it is the map it would compute itself.
+    ela = create_evidence("ela")
+    image = cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
+    shared = ela.compute(EvidenceInputs(image=image, full=rgb, error_levels=levels))
+    own = ela.compute(EvidenceInputs(image=image, full=rgb))
+    np.testing.assert_array_equal(shared.map, own.map)
+    assert (shared.reliability, shared.reason) == (own.reliability, own.reason)
+
+
+def test_ela_of_a_photo_jpeg_leaves_unchanged_is_empty():
+    flat = np.full((40, 48, 3), 128, np.uint8)
+    levels = sel_module.error_levels_pass(flat, [(20, 24)], 90, ela_size=(20, 24))
+    assert levels.ela_peak == 0 and not levels.ela.any()
+
+
+def test_regions_from_label_maps_match_one_comparison_per_label_with_their_boxes():
+    rng = np.random.default_rng(0)
+    maps = [rng.integers(0, 9, (37, 53)).astype(np.int32), rng.integers(-2, 5, (37, 53)) * 100]
+    regions = Regions.from_label_maps(maps)
+    expected = []
+    for labels in maps:
+        values, counts = np.unique(labels, return_counts=True)
+        expected += [labels == v for v in values[values >= 0]]
+    np.testing.assert_array_equal(regions.masks, np.stack(expected))
+    for mask, (top, bottom, left, right) in zip(regions.masks, regions.boxes):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert (top, bottom, left, right) == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+    activation = rng.random((37, 53)).astype(np.float32)
+    without_boxes = Regions(regions.masks.copy())
+    for score in (region_similarity, soft_dice, distance_weighted_mean):
+        np.testing.assert_allclose(score(regions, activation), score(without_boxes, activation), rtol=1e-9)
+    assert len(Regions.from_labels(np.full((4, 4), -1))) == 0
