@@ -156,7 +156,8 @@ def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(ga, gb)
     assert not np.array_equal(a, c)
-    assert list(ga[:8]) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert list(ga[:16]) == [0] * 8 + [1] * 8  # two photos share each history; then the set's other history
+    assert list(ga[16:]) == [2] * 4 + [3] * 4
     assert -0.5 <= a.min() and a.max() <= 0.5
     assert patch_offsets(shape) == [(0, 0), (0, 32), (32, 0), (32, 32)]  # positives share no pixel
 
@@ -194,18 +195,18 @@ def _tiny_settings(tmp_path):
 
 def test_a_few_training_steps_lower_the_loss(tmp_path):
     torch = pytest.importorskip("torch")
-    from training.fingerprint import build_net, patch_embeddings, supcon_loss
+    from training.fingerprint import build_net, expand_groups, patch_embeddings, supcon_loss
     from training.fingerprint_data import BatchShape, make_batch
 
     torch.manual_seed(0)
     settings = _tiny_settings(tmp_path)
     net = build_net(settings)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    x, g = make_batch(_photos(tmp_path), 0, 0, BatchShape(3, 2, 4, 32, 64))
-    x, g = torch.from_numpy(x), torch.from_numpy(g)
+    x, g = make_batch(_photos(tmp_path), 0, 0, BatchShape(3, 2, 4, 32, 64, share=2))
+    x, g = torch.from_numpy(x), expand_groups(torch.from_numpy(g), 2)
     losses = []
     for _ in range(25):
-        loss = supcon_loss(patch_embeddings(net, x), g, 0.1)
+        loss = supcon_loss(patch_embeddings(net, x, split=2), g, 0.1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -21,12 +21,18 @@ trains at about 430 patches/s on 64 px patches (6 x 48: 300; 6 x 64: 190) and in
 photo in 0.16 s. The cost per pixel is 1/16 of a
 full-resolution net of the same width, which is what makes the 1 MP stage budget reachable.
 
-Loss: supervised-contrastive InfoNCE (temperature ``--temperature``) on the L2-normalized
-patch embeddings (the dense output averaged over the patch). A batch is ``photos x histories x
-patches`` patches: patches of one photo under one history are positives, patches of other photos
-and of the same photo under its other histories negatives, so the embedding must encode the
-history rather than the content. Batches come from :mod:`training.fingerprint_data` (pure
-functions of ``(seed, step)``), prepared ahead by ``--workers`` processes.
+Loss: supervised-contrastive InfoNCE (Khosla et al. 2020; temperature ``--temperature``) on
+L2-normalized embeddings, each the dense output averaged over one ``split x split`` quarter of a
+64 px patch (32 px, 8 x 8 positions: close to the window the runtime averages over). A batch
+(:func:`training.fingerprint_data.make_batch`) takes 16 photos in sets of ``share`` = 2; each set
+goes through 2 different random histories, each photo cut at one place for both; each processed
+128 px crop gives 4 non-overlapping tiles. Positives: everything under one history on one set
+(other photos, other parts: only the history ties them, so content cannot). Negatives: other
+sets, and the same photos under the set's other history, whose content is the same, so the
+embedding must encode the history and not the content. (A first design with one photo per
+history and overlapping patches learned to match content: val loss fell fast, maps were
+content-driven; see the model card.) Batches are pure functions of ``(seed, step)``, prepared
+ahead by ``--workers`` processes.
 
 The run directory holds ``run.json`` (settings), ``last.pt`` (written atomically every
 ``--checkpoint-minutes``, and at the end: weights, optimizer state, step, patches seen, torch RNG),
@@ -69,6 +75,8 @@ DEFAULTS = dict(
     patches=4,
     patch=64,
     crop=128,
+    share=2,
+    split=2,
     val_fraction=0.04,
     val_batches=8,
 )
@@ -103,9 +111,17 @@ def build_net(settings: dict) -> FingerprintNet:
     return FingerprintNet(settings["channels"], settings["layers"], settings["dim"], settings["space_to_depth"])
 
 
-def patch_embeddings(net: nn.Module, patches: torch.Tensor) -> torch.Tensor:
-    """L2-normalized patch embeddings: the dense output averaged over each patch."""
-    return F.normalize(net(patches).mean(dim=(2, 3)), dim=1)
+def patch_embeddings(net: nn.Module, patches: torch.Tensor, split: int = 1) -> torch.Tensor:
+    """L2-normalized embeddings: the dense output averaged over each of the ``split x split``
+    sub-squares of each patch, ``(N * split * split, dim)`` in patch order."""
+    out = net(patches)
+    n, dim, h, w = out.shape
+    out = out.reshape(n, dim, split, h // split, split, w // split).mean(dim=(3, 5))
+    return F.normalize(out.permute(0, 2, 3, 1).reshape(n * split * split, dim), dim=1)
+
+
+def expand_groups(groups: torch.Tensor, split: int) -> torch.Tensor:
+    return groups.repeat_interleave(split * split)
 
 
 def supcon_loss(z: torch.Tensor, groups: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -226,7 +242,9 @@ def train(settings: dict, out: Path, *, resume: bool, minutes: float, threads: i
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
-    shape = fd.BatchShape(settings["photos"], settings["histories"], settings["patches"], settings["patch"], settings["crop"])
+    shape = fd.BatchShape(settings["photos"], settings["histories"], settings["patches"], settings["patch"],
+                          settings["crop"], settings.get("share", 1))
+    settings.setdefault("split", 1)
     if sources is None:
         sources = fd.list_sources(settings["data"])
     train_sources, val_sources = fd.split_sources(list(map(Path, sources)), settings["val_fraction"])
@@ -261,8 +279,8 @@ def train(settings: dict, out: Path, *, resume: bool, minutes: float, threads: i
         losses, accs = [], []
         with torch.no_grad():
             for x, g in val:
-                z = patch_embeddings(net, torch.from_numpy(x).to(device))
-                g = torch.from_numpy(g).to(device)
+                z = patch_embeddings(net, torch.from_numpy(x).to(device), settings["split"])
+                g = expand_groups(torch.from_numpy(g).to(device), settings["split"])
                 losses.append(float(supcon_loss(z, g, settings["temperature"])))
                 accs.append(neighbour_accuracy(z, g))
         net.train()
@@ -295,8 +313,8 @@ def train(settings: dict, out: Path, *, resume: bool, minutes: float, threads: i
                     group["lr"] = base_lr * 0.1
             got_step, (x, g) = stream.get()
             assert got_step == step, (got_step, step)
-            z = patch_embeddings(net, torch.from_numpy(x).to(device))
-            loss = supcon_loss(z, torch.from_numpy(g).to(device), settings["temperature"])
+            z = patch_embeddings(net, torch.from_numpy(x).to(device), settings["split"])
+            loss = supcon_loss(z, expand_groups(torch.from_numpy(g).to(device), settings["split"]), settings["temperature"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -347,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="divide the learning rate by 10 for this last fraction of --minutes")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (on --resume: override the saved one)")
     for key in ("data", "seed", "channels", "layers", "dim", "space_to_depth", "temperature", "photos",
-                "histories", "patches", "patch", "crop"):
+                "histories", "patches", "patch", "crop", "share", "split"):
         parser.add_argument("--" + key.replace("_", "-"), type=type(DEFAULTS[key]), default=None)
     args = parser.parse_args(argv)
     if (args.out is None) == (args.resume is None):

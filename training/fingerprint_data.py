@@ -11,8 +11,8 @@ step on, and worker processes can prepare them ahead of the trainer in any order
   sharpen / denoise, gamma, noise, JPEG 50-100 once or twice with a grid shift, WebP.
 * :func:`apply_history`: that history applied to an RGB crop, returned as luminance.
 * :func:`make_batch`: ``photos x histories x patches`` luminance patches and their group labels
-  (a group = one photo under one history: patches of a group are positives; other photos and
-  the same photo under its other histories are negatives).
+  (a group = one history on a set of ``share`` photos: its tiles are positives across content;
+  the same photos under their other histories, and other sets, are negatives).
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ INPUT_OFFSET = 0.5  # x = Y / 255 - 0.5
 class BatchShape:
     photos: int = 16  # distinct photos per batch
     histories: int = 2  # histories per photo (same photo, other history = hard negative)
-    patches: int = 4  # patches per (photo, history) group = positives
+    patches: int = 4  # tiles per (photo, history) crop
     patch: int = 64  # patch side in pixels (a multiple of the network's stride)
     crop: int = 128  # side of the processed crop the patches are drawn from
+    share: int = 2  # photos that go through the same history (positives across content)
 
     @property
     def batch(self) -> int:
@@ -255,38 +256,52 @@ def patch_offsets(shape: BatchShape) -> list[tuple[int, int]]:
     return grid[: shape.patches]
 
 
+def clamp_history(history: dict, shapes: list[tuple[int, int]], crop: int) -> dict:
+    """``history`` with its resize scale raised so that every photo of ``shapes`` still gives a crop."""
+    need = crop + 8 * len(history.get("codecs", [])) + 2
+    lowest = max(need / min(h, w) for h, w in shapes)
+    if "resize" in history and history["resize"]["scale"] < lowest:
+        return {**history, "resize": {**history["resize"], "scale": round(lowest + 1e-3, 4)}}
+    return history
+
+
 def make_batch(sources: list, seed: int, step: int, shape: BatchShape = BatchShape(),
                loader=read_rgb) -> tuple[np.ndarray, np.ndarray]:
     """The training batch number ``step`` of run ``seed``: a pure function of its arguments.
 
-    Each picked photo is cut at one place and that content goes through ``shape.histories``
-    different histories; each processed crop gives ``shape.patches`` tiles. Tiles of one crop are
-    positives (same history, different content); the same tiles under the photo's other histories
-    are negatives with the same content, so only the history tells them apart.
+    The picked photos form sets of ``shape.share``; each set goes through ``shape.histories``
+    different histories, every photo of the set through each of them, each photo cut at one
+    place for all its histories; each processed crop gives ``shape.patches`` tiles. A group is one
+    history on one set: its tiles show different photos and different parts of them, so only
+    the history ties them (positives); the same tiles under the set's other histories show the
+    same content (negatives), so the content cannot tell them apart either.
 
     Returns ``(patches, groups)``: ``(N, 1, patch, patch)`` ``float32`` luminance patches in the
-    order photo, history, patch, and ``(N,)`` ``int64`` group ids (``photo * histories + history``).
+    order set, history, photo, tile, and ``(N,)`` ``int64`` group ids (``set * histories + history``).
     """
     rng = np.random.default_rng([int(seed), int(step)])
     picks = rng.choice(len(sources), size=shape.photos, replace=len(sources) < shape.photos)
     patches = np.empty((shape.batch, 1, shape.patch, shape.patch), np.float32)
     groups = np.empty((shape.batch,), np.int64)
     offsets = patch_offsets(shape)
+    share = max(1, shape.share)
     i = 0
-    for p, index in enumerate(picks):
-        rgb = loader(sources[int(index)])
-        anchor = tuple(float(v) for v in rng.random(4))
+    for set_index, start in enumerate(range(0, shape.photos, share)):
+        photos = [loader(sources[int(index)]) for index in picks[start:start + share]]
+        anchors = [tuple(float(v) for v in rng.random(4)) for _ in photos]
         seen: list[dict] = []
         for k in range(shape.histories):
             history = sample_history(rng)
-            while history in seen:  # the same photo's histories must differ
+            while history in seen:  # the histories of a set must differ
                 history = sample_history(rng)
             seen.append(history)
-            y = processed_crop(rgb, history, shape.crop, rng, anchor)
-            for oy, ox in offsets:
-                patches[i, 0] = y[oy:oy + shape.patch, ox:ox + shape.patch]
-                groups[i] = p * shape.histories + k
-                i += 1
+            history = clamp_history(history, [p.shape[:2] for p in photos], shape.crop)
+            for rgb, anchor in zip(photos, anchors):
+                y = processed_crop(rgb, history, shape.crop, rng, anchor)
+                for oy, ox in offsets:
+                    patches[i, 0] = y[oy:oy + shape.patch, ox:ox + shape.patch]
+                    groups[i] = set_index * shape.histories + k
+                    i += 1
     return patches, groups
 
 
