@@ -50,18 +50,14 @@ def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> 
     raise RuntimeError(f"app.py did not serve {url} within {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="module")
-def app_server(tmp_path_factory):
-    """URL of a running ``python app.py`` that uses the contract models; stopped after the module."""
-    from tests.contract_models import build_contract_model_set
-
-    work = tmp_path_factory.mktemp("app")
-    models = build_contract_model_set(work / "models")
+def serve_app(work: Path, models: Path | None):
+    """Run ``python app.py`` on ``models`` (``None``: the bundled models, as a user gets them) and
+    yield its URL; stopped when the generator closes."""
     port = _free_port()
     env = dict(os.environ)
     env.pop("WSLOC_HF_REPO", None)
+    env.pop("WSLOC_MODELS", None)
     env.update(
-        WSLOC_MODELS=str(models),
         HF_HUB_OFFLINE="1",
         GRADIO_TEMP_DIR=str(work / "gradio"),
         TMPDIR=str(work),  # the app's downloads land here too, and go with the test's temp dir
@@ -69,6 +65,8 @@ def app_server(tmp_path_factory):
         WSLOC_APP_MAX_UPLOAD_MB=str(TEST_MAX_UPLOAD_MB),
         PYTHONUNBUFFERED="1",
     )
+    if models is not None:
+        env["WSLOC_MODELS"] = str(models)
     log_path = work / "app.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -86,6 +84,15 @@ def app_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    """URL of a running ``python app.py`` that uses the contract models; stopped after the module."""
+    from tests.contract_models import build_contract_model_set
+
+    work = tmp_path_factory.mktemp("app")
+    yield from serve_app(work, build_contract_model_set(work / "models"))
 
 
 @pytest.fixture(scope="module")
