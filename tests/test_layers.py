@@ -1,5 +1,6 @@
-"""The runtime's layers (README, "Repository"): no module imports one of a higher layer, so the
-package has no import circle (``batch`` and ``cli`` once imported each other)."""
+"""The runtime's layers (docs/method.md, "Repository and the runtime's layers"): no module imports
+one of a higher layer, so the package has no import circle (``batch`` and ``cli`` once imported
+each other)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def runtime_files() -> list[Path]:
 
 def test_every_runtime_module_has_a_layer():
     missing = sorted({unit(module_name(path)) for path in runtime_files()} - set(LAYER_OF))
-    assert not missing, f"add {missing} to LAYERS here and to the README's Repository section"
+    assert not missing, f"add {missing} to LAYERS here and to the layers list in docs/method.md"
 
 
 def test_no_runtime_module_imports_a_higher_layer():

@@ -376,7 +376,7 @@ def test_help_figures_are_the_measured_ones():
     from wsloc_runtime.options import LARGEST_MEASURED
 
     docs = " ".join((REPO_ROOT / name).read_text(encoding="utf-8")
-                    for name in ("README.md", "docs/performance.md")).split()
+                    for name in ("README.md", "docs/usage.md", "docs/performance.md")).split()
     docs = " ".join(docs)
     helps = _help_texts()
     assert all(LARGEST_MEASURED in " ".join(text.split()) for name, text in helps.items() if name != "wsloc"
@@ -385,4 +385,4 @@ def test_help_figures_are_the_measured_ones():
     assert measured in docs, f"the docs no longer say {measured!r}: update LARGEST_MEASURED or the docs"
     for name, text in helps.items():
         for figure in re.findall(r"\d+(?:\.\d+)?\s(?:GB|MB|ms|s)\b", " ".join(text.split())):
-            assert figure in docs, f"{name} --help says {figure!r}, which neither README.md nor docs/performance.md states"
+            assert figure in docs, f"{name} --help says {figure!r}, which neither README.md, docs/usage.md nor docs/performance.md states"

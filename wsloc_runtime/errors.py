@@ -21,7 +21,7 @@ class ModelNotFoundError(WslocError, FileNotFoundError):
 
 
 class ModelContractError(WslocError, ValueError):
-    """A model file exists but does not honour the model contract (README, "Model contract")."""
+    """A model file exists but does not honour the model contract (docs/method.md, "The model contract")."""
 
 
 class UnknownNameError(WslocError, KeyError):
