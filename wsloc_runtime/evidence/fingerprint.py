@@ -13,7 +13,7 @@ Per photo (Splicebuster's recipe on learned features, :func:`embedding_anomaly`,
 1. the embedding field, averaged over a small window and L2-normalized (as in training, where
    the loss reads patch averages);
 2. a robust Gaussian of the photo's dominant history: mean and covariance refitted on the 70 %
-   of positions closest to it, four times;
+   of positions closest to it, three times (on an even subsample of at most 8192 positions);
 3. each position's squared Mahalanobis distance to it, divided by the inliers' median: the map
    is a logistic of that ratio, 0.5 where it passes the chi-square 99.9 % point of an inlier;
 4. the positions past it form the second class; how cleanly the photo splits is the reliability:
@@ -52,7 +52,9 @@ SMOOTH_POSITIONS = 5
 #: Fewer positions than this (about a 100 x 100 photo) make no statistics.
 MIN_POSITIONS = 400
 #: Share of positions kept when refitting the dominant history, and refits.
-TRIM_KEEP, TRIM_ROUNDS = 0.7, 4
+TRIM_KEEP, TRIM_ROUNDS = 0.7, 3
+#: The robust fit reads at most this many positions (an even subsample).
+MAX_FIT_POINTS = 8192
 #: Ridge added to the covariance (relative to its trace / D).
 RIDGE = 1e-3
 #: The share of positions past the threshold below which the photo does not split at all.
@@ -125,24 +127,39 @@ def smooth_field(field: np.ndarray, window: int = SMOOTH_POSITIONS) -> np.ndarra
     return field / np.maximum(norm, 1e-6)
 
 
-def robust_gaussian(x: np.ndarray, keep: float = TRIM_KEEP, rounds: int = TRIM_ROUNDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _mahalanobis2(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    centred = x - mean
+    return np.sum((centred @ precision) * centred, axis=1)
+
+
+def robust_gaussian(x: np.ndarray, keep: float = TRIM_KEEP, rounds: int = TRIM_ROUNDS,
+                    max_fit: int = MAX_FIT_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, inverse covariance and squared Mahalanobis distances of the dominant cluster of ``x`` ``(N, D)``.
 
     Starts from the coordinate-wise median and refits on the ``keep`` share of points closest to
-    the current fit, ``rounds`` times (a concentration step, as in the MCD estimator).
+    the current fit, ``rounds`` times (a concentration step, as in the MCD estimator). The fit
+    reads at most ``max_fit`` points (an even subsample); the distances cover all of ``x``.
     """
     x = np.asarray(x, np.float64)
     n, dim = x.shape
-    inliers = np.argsort(np.sum((x - np.median(x, axis=0)) ** 2, axis=1))[: max(dim + 1, int(keep * n))]
-    for _ in range(rounds + 1):
-        mean = x[inliers].mean(axis=0)
-        cov = np.cov(x[inliers], rowvar=False)
+    sample = x[:: max(1, -(-n // max_fit))]
+    count = max(dim + 1, int(keep * len(sample)))
+
+    def closest(d2: np.ndarray) -> np.ndarray:
+        return np.argpartition(d2, count - 1)[:count] if count < len(d2) else np.arange(len(d2))
+
+    inliers = closest(np.sum((sample - np.median(sample, axis=0)) ** 2, axis=1))
+    for _ in range(rounds):
+        mean = sample[inliers].mean(axis=0)
+        cov = np.cov(sample[inliers], rowvar=False)
         cov += np.eye(dim) * (RIDGE * np.trace(cov) / dim + 1e-12)
         precision = np.linalg.inv(cov)
-        centred = x - mean
-        d2 = np.einsum("nd,de,ne->n", centred, precision, centred)
-        inliers = np.argsort(d2)[: max(dim + 1, int(keep * n))]
-    return mean, precision, d2
+        inliers = closest(_mahalanobis2(sample, mean, precision))
+    mean = sample[inliers].mean(axis=0)
+    cov = np.cov(sample[inliers], rowvar=False)
+    cov += np.eye(dim) * (RIDGE * np.trace(cov) / dim + 1e-12)
+    precision = np.linalg.inv(cov)
+    return mean, precision, _mahalanobis2(x, mean, precision)
 
 
 def embedding_anomaly(field: np.ndarray, window: int = SMOOTH_POSITIONS) -> tuple[np.ndarray, float, float, dict]:
