@@ -72,6 +72,20 @@ def _area_weights(source: int, target: int) -> np.ndarray:
     return (overlap / scale).astype(np.float32)
 
 
+def _area_bands(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_area_weights` as bands: each output row's first source row ``(target,)`` and the weights
+    of it and the next rows ``(target, K)`` (zero-padded): an output row overlaps at most
+    ``ceil(source / target) + 1`` source rows, so the dense matrix is almost all zeros."""
+    dense = _area_weights(source, target)
+    nonzero = dense > 0
+    first = np.argmax(nonzero, axis=1)
+    last = source - np.argmax(nonzero[:, ::-1], axis=1)
+    width = int((last - first).max()) if target else 0
+    columns = first[:, None] + np.arange(width)[None, :]
+    weights = np.where(columns < source, np.take_along_axis(dense, np.minimum(columns, source - 1), axis=1), 0.0)
+    return first.astype(np.int64), weights.astype(np.float32)
+
+
 def resized_error_levels(
     rgb: np.ndarray, sizes: Sequence[tuple[int, int]], quality: int = 90
 ) -> list[np.ndarray]:
@@ -132,7 +146,7 @@ def error_levels_pass(
         del sel
         return _ela_levels(resized, blurred, ela_size, quality)
 
-    row_weights = [_area_weights(height, h) for h, _ in sizes]
+    row_bands = [_area_bands(height, h) for h, _ in sizes]
     outputs = [np.zeros((h, w * 3), np.float32) for h, w in sizes]
     blurred = np.empty((height, width), np.float32) if ela_size is not None else None
     margin = _MCU if ela_size is None else _ELA_MCU_MARGIN
@@ -148,17 +162,18 @@ def error_levels_pass(
             window = _blurred_magnitude(padded_sel[low - pad_top : high - pad_top])
             blurred[top:bottom] = window[top - low : bottom - low]
             del window
-        for (h, w), weights, out in zip(sizes, row_weights, outputs):
-            # Area resize is separable: columns with OpenCV, rows with the weight matrix. Only the
-            # few output rows that overlap this strip have non-zero weights: multiplying by that
-            # band alone costs about height/STRIP_ROWS times less than the whole column block.
-            band = weights[:, top:bottom]
-            rows = np.flatnonzero(band.any(axis=1))
-            if rows.size == 0:
-                continue
-            first, last = int(rows[0]), int(rows[-1]) + 1
+        for (h, w), (first_rows, weights), out in zip(sizes, row_bands, outputs):
+            # Area resize is separable: columns with OpenCV, rows with the weights. Each output row
+            # reads a few source rows only (its band): for the k-th of them, the output rows whose
+            # k-th source row lies in this strip get weight x that row, a few multiply-adds per
+            # output value where a dense matrix product would spend one per strip row.
             narrowed = cv2.resize(strip_sel, (w, bottom - top), interpolation=cv2.INTER_AREA)
-            out[first:last] += band[first:last] @ narrowed.reshape(bottom - top, w * 3)
+            narrowed = narrowed.reshape(bottom - top, w * 3)
+            for k in range(weights.shape[1]):
+                source_rows = first_rows + k
+                low, high = np.searchsorted(source_rows, [top, bottom])
+                if high > low:
+                    out[low:high] += weights[low:high, k, None] * narrowed[source_rows[low:high] - top]
         del padded_sel, strip_sel
     resized = [out.reshape(h, w, 3) for (h, w), out in zip(sizes, outputs)]
     if blurred is None:
