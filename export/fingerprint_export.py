@@ -79,7 +79,7 @@ def export(run_dir: Path, out: Path = DEFAULT_OUT, atol: float = PARITY_ATOL, wr
     import onnx
     import torch
 
-    from training.fingerprint import VERSION, load_net, receptive_field
+    from export.fingerprint_net import VERSION, load_net, receptive_field
 
     net, ckpt = load_net(run_dir)
     settings = ckpt["settings"]

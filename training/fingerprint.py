@@ -58,9 +58,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from export.fingerprint_net import VERSION, FingerprintNet, build_net, load_checkpoint, load_net, receptive_field  # noqa: F401
 from training import fingerprint_data as fd
 
-VERSION = "fingerprint-1"
 DEFAULTS = dict(
     data="/work/shared/data",
     seed=0,
@@ -80,35 +80,6 @@ DEFAULTS = dict(
     val_fraction=0.04,
     val_batches=8,
 )
-
-
-class FingerprintNet(nn.Module):
-    """Luminance ``(N, 1, H, W)`` (H, W multiples of ``space_to_depth``) -> ``(N, dim, H/s, W/s)``."""
-
-    def __init__(self, channels: int = 32, layers: int = 6, dim: int = 16, space_to_depth: int = 4):
-        super().__init__()
-        self.space_to_depth = space_to_depth
-        blocks: list[nn.Module] = []
-        width_in = space_to_depth * space_to_depth
-        for _ in range(layers - 1):
-            blocks += [nn.Conv2d(width_in, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
-            width_in = channels
-        blocks.append(nn.Conv2d(width_in, dim, 1))
-        self.body = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.space_to_depth > 1:
-            x = F.pixel_unshuffle(x, self.space_to_depth)
-        return self.body(x)
-
-
-def receptive_field(layers: int, space_to_depth: int) -> int:
-    """Pixels one output position sees: ``layers - 1`` 3x3 convolutions at stride ``space_to_depth``."""
-    return space_to_depth * (2 * (layers - 1) + 1)
-
-
-def build_net(settings: dict) -> FingerprintNet:
-    return FingerprintNet(settings["channels"], settings["layers"], settings["dim"], settings["space_to_depth"])
 
 
 def patch_embeddings(net: nn.Module, patches: torch.Tensor, split: int = 1) -> torch.Tensor:
@@ -208,19 +179,6 @@ def save_checkpoint(path: Path, state: dict) -> None:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-
-
-def load_checkpoint(run_dir: Path) -> dict:
-    return torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=False)
-
-
-def load_net(run_dir: Path) -> tuple[FingerprintNet, dict]:
-    """The trained network of a run directory (eval mode) and its settings."""
-    ckpt = load_checkpoint(run_dir)
-    net = build_net(ckpt["settings"])
-    net.load_state_dict(ckpt["model"])
-    net.eval()
-    return net, ckpt
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
