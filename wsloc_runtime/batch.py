@@ -275,7 +275,7 @@ def _local_rows(todo, out_dir: Path, settings: argparse.Namespace, workers: int)
 
 def _terminate_workers(pool: ProcessPoolExecutor) -> None:
     """End the pool's workers now, images in flight included: leaving the ``with`` block would wait
-    for them (24 s for a 108 MP photo). Their files are written atomically, so nothing
+    for them (14 s for a 108 MP photo). Their files are written atomically, so nothing
     half-written stays, and the next run redoes them."""
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
     if terminate is not None:

@@ -20,7 +20,7 @@ from .views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 #: What the largest photo measured cost, as docs/usage.md ("Limits") and docs/performance.md give it
 #: (``/usr/bin/time -f '%e s %M KB' python -m wsloc_runtime -q localize BIG.jpg --out out/``, all the
 #: evidence, 2 cores). tests/test_runtime_cli.py checks that the docs still say so.
-LARGEST_MEASURED = "a 108 MP photo took 24 s and 3.1 GB at its peak on 2 cores"
+LARGEST_MEASURED = "a 108 MP photo took 14 s and 1.47 GB at its peak on 2 cores"
 
 
 def add_localizer_arguments(parser: argparse.ArgumentParser) -> None:
