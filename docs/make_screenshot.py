@@ -47,7 +47,16 @@ def main() -> None:
             page.goto(url, wait_until="domcontentloaded")
             page.get_by_text(EXAMPLE, exact=True).first.click()
             page.get_by_text("Against this example's reference mask").wait_for(timeout=180_000)
-            time.sleep(2)  # let the evidence gallery's images finish loading
+            # The galleries load their pictures lazily: scroll through the page, then wait until every
+            # picture has arrived, or the shot shows empty frames below the fold.
+            for y in range(0, page.evaluate("document.body.scrollHeight"), 600):
+                page.mouse.wheel(0, 600)
+                time.sleep(0.2)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)",
+                timeout=60_000)
+            page.evaluate("window.scrollTo(0, 0)")
+            time.sleep(1)
             page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
             browser.close()
     finally:
