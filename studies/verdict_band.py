@@ -159,12 +159,18 @@ def choose_verdict_rule(sets: dict[str, Sequence[PhotoRow]], precision: float = 
     def tables(band, readable_from):
         return {name: verdict_table(rows, verdicts_of(rows, band, readable_from)) for name, rows in sets.items()}
 
+    def between(threshold: float) -> float:
+        """The edge halfway down to the next observed probability: it splits the photos as
+        ``threshold`` does, and rounding it to 4 decimals cannot move a photo across it."""
+        below = every[every < threshold]
+        return float((threshold + below[-1]) / 2) if below.size else float(threshold)
+
     high = 1.0
     for threshold in every:  # ascending: the first that qualifies is the lowest
         if threshold <= 0.0:
             continue
         if _meets(list(tables((0.0, float(threshold)), 1.0).values()), "likely manipulated", precision, min_said):
-            high = float(threshold)
+            high = between(threshold)
             break
     candidates = []
     for readable_from in readable_candidates:
@@ -174,11 +180,12 @@ def choose_verdict_rule(sets: dict[str, Sequence[PhotoRow]], precision: float = 
                 continue
             if _meets(list(tables((float(threshold), high), readable_from).values()), "likely authentic",
                       precision, min_said):
-                low = float(threshold)
+                low = min(between(threshold), high)
                 break
-        per_set = tables((low, high), readable_from)
+        low, high_edge = round(low, 4), round(high, 4)
+        per_set = tables((low, high_edge), readable_from)  # the verdicts the rounded edges give
         objective = float(np.mean([t["correct_confident_share"] for t in per_set.values()]))
-        candidates.append({"readable_from": readable_from, "verdict_band": [round(low, 4), round(high, 4)],
+        candidates.append({"readable_from": readable_from, "verdict_band": [low, high_edge],
                            "objective": round(objective, 4), "per_set": per_set})
     best = max(candidates, key=lambda c: (c["objective"], c["readable_from"]))
     return {**best, "candidates": [{k: v for k, v in c.items() if k != "per_set"} for c in candidates],

@@ -88,6 +88,9 @@ def test_rule_keeps_unreadable_photos_from_likely_authentic():
     chosen = choose_verdict_rule(sets)
     low, high = chosen["verdict_band"]
     assert 0.2 < low <= high <= 0.5 + 1e-9  # readable authentic photos score below 0.3, forgeries from 0.5
+    # The edges sit between observed scores, so rounding them cannot move a photo to another verdict.
+    scores = [row.probability for rows in sets.values() for row in rows]
+    assert all(min(abs(score - edge) for score in scores) > 5e-5 for edge in (low, high))
     unreadable = chosen["per_set"]["unreadable"]
     assert unreadable["likely authentic"]["said"] == 0
     readable = chosen["per_set"]["readable"]

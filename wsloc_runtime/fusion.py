@@ -100,7 +100,7 @@ class FusionSettings:
     base_rate: float = 0.5
     region_choice: str = "similarity"
     #: The uncertain band of the fused probability (``studies.verdict_band`` on the fused scores).
-    verdict_band: tuple[float, float] = (0.1359, 0.743)
+    verdict_band: tuple[float, float] = (0.1354, 0.7404)
     #: Reliability from which a kind of edit counts as readable on a photo
     #: (``wsloc_runtime.readability``), chosen with the band by ``studies.verdict_band``.
     readable_from: float = DEFAULT_READABLE_FROM
