@@ -84,3 +84,24 @@ def test_regions_from_label_maps_match_one_comparison_per_label_with_their_boxes
     for score in (region_similarity, soft_dice, distance_weighted_mean):
         np.testing.assert_allclose(score(regions, activation), score(without_boxes, activation), rtol=1e-9)
     assert len(Regions.from_labels(np.full((4, 4), -1))) == 0
+
+
+def test_stages_run_beside_the_models_give_the_result_run_in_turn(monkeypatch):
+    """Copy-move and the segmenter run on background threads while the models run: the result must be
+    the one the stages give run one after the other."""
+    from wsloc_runtime.evidence.copy_move import CopyMoveEvidence
+    from wsloc_runtime.pipeline import Localizer
+
+    photo = camera_like(640, 480)
+    photo[100:180, 300:380] = photo[300:380, 100:180]  # a copy, so that copy-move has something to say
+    localizer = Localizer()
+    beside = localizer.localize(photo)
+    assert beside.evidence["copy_move"].strength > 0
+    monkeypatch.setattr(CopyMoveEvidence, "runs_beside_models", False)
+    in_turn = localizer.localize(photo)
+    assert beside.probability == in_turn.probability and beside.verdict == in_turn.verdict
+    np.testing.assert_array_equal(beside.enhanced, in_turn.enhanced)
+    np.testing.assert_array_equal(beside.regions.masks, in_turn.regions.masks)
+    for name, reading in beside.evidence.items():
+        np.testing.assert_array_equal(reading.map, in_turn.evidence[name].map)
+    assert {"evidence_copy_move", "segmenter"} <= set(beside.timings)

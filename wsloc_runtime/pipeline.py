@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -57,6 +59,28 @@ DEFAULT_WORK_MAX_SIDE = 1024
 MASK_THRESHOLD = 0.5
 
 ProgressCallback = Callable[[float, str], None]
+
+
+_BACKGROUND: ThreadPoolExecutor | None = None
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def background_stages() -> ThreadPoolExecutor:
+    """The threads on which the slow stages that need neither the models nor each other (copy-move,
+    the segmenter) run while the models do: OpenCV and onnxruntime release the GIL, so on two cores
+    they overlap. One pool per process, made on first use (a Localizer stays picklable)."""
+    global _BACKGROUND
+    with _BACKGROUND_LOCK:
+        if _BACKGROUND is None:
+            _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wsloc-stage")
+        return _BACKGROUND
+
+
+def _timed(function, *args):
+    """``(function(*args), seconds it took)``, for a stage timed on its own thread."""
+    start = time.perf_counter()
+    value = function(*args)
+    return value, time.perf_counter() - start
 
 
 def wcbnet_filename(scale: int) -> str:
@@ -469,13 +493,23 @@ class Localizer:
         lap("sel")
         readings: dict[str, EvidenceMap] = {}
         guard_readings: dict[str, EvidenceMap] = {}
+        # The segmenter reads the working copy alone, and a slow evidence the photo alone: both
+        # start now on the background threads and are collected where they are needed. Each is a
+        # pure function of its input, so the result is the same as run in turn.
+        pool = background_stages()
+        segmenting: Future = pool.submit(_timed, self.segmenter.segment, image_work)
         evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces, error_levels=levels)
+        beside: dict[str, Future] = {}
         for evidence in [*shown, *guards]:
-            if not evidence.needs_models:
-                report(0.15, f"evidence: {evidence.name}")
-                target = readings if evidence in shown else guard_readings
-                target[evidence.name] = evidence.compute(evidence_inputs)
-                lap(f"evidence_{evidence.name}")
+            if evidence.needs_models:
+                continue
+            if evidence.runs_beside_models:
+                beside[evidence.name] = pool.submit(_timed, evidence.compute, evidence_inputs)
+                continue
+            report(0.15, f"evidence: {evidence.name}")
+            target = readings if evidence in shown else guard_readings
+            target[evidence.name] = evidence.compute(evidence_inputs)
+            lap(f"evidence_{evidence.name}")
         del evidence_inputs, levels
         del rgb, decoded, traces  # from here on, nothing holds the full-size photo
 
@@ -492,6 +526,11 @@ class Localizer:
         model_probability = float(np.mean(list(probabilities.values())))
         lap("fusion")
         prior, probability, weights = activation, model_probability, {}
+        for evidence in [*shown, *guards]:
+            if evidence.name in beside:
+                target = readings if evidence in shown else guard_readings
+                target[evidence.name], timings[f"evidence_{evidence.name}"] = beside[evidence.name].result()
+        lap("waiting")
         if fused_mode:
             with_models = EvidenceInputs(image=image_work, activation=activation, probability=model_probability)
             for evidence in self.evidence:
@@ -505,8 +544,8 @@ class Localizer:
         readability = assess_readability({**guard_readings, **readings}, self.fusion_settings.readable_from)
 
         report(0.65, f"segmenting ({self.segmenter.name})")
-        regions = self.segmenter.segment(image_work)
-        lap("segmenter")
+        regions, timings["segmenter"] = segmenting.result()
+        lap("waiting_segmenter")
 
         report(0.9, "enhancement")
         choice = self.fusion_settings.region_choice if fused_mode else "similarity"

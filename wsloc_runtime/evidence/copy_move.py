@@ -561,6 +561,7 @@ def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mar
                                 "dense correlation of the photo with its warped self")
 class CopyMoveEvidence(Evidence):
     name = "copy_move"
+    runs_beside_models = True  # SIFT matching, the slowest trace; OpenCV releases the GIL
     title = "Copy-move"
 
     def __init__(self, mark: str = "both") -> None:
