@@ -174,10 +174,15 @@ def export_variant(encoder, head, config: WCBnetConfig, path: str | os.PathLike,
 
 
 def write_checksums(folder: Path, files: Sequence[Path]) -> Path:
-    """``SHA256SUMS`` in ``sha256sum`` format for ``files`` (names relative to ``folder``)."""
-    lines = [f"{sha256_of(p)}  {p.name}\n" for p in sorted(files)]
+    """``SHA256SUMS`` in ``sha256sum`` format for ``files`` (names relative to ``folder``); the lines
+    of other files still in ``folder`` (``fingerprint.onnx``) are kept."""
     path = folder / "SHA256SUMS"
-    path.write_text("".join(lines))
+    names = {p.name for p in files}
+    kept = {line.split()[-1].lstrip("*"): line for line in (path.read_text().splitlines() if path.is_file() else [])
+            if len(line.split()) == 2 and line.split()[-1].lstrip("*") not in names
+            and (folder / line.split()[-1].lstrip("*")).is_file()}
+    lines = {**kept, **{p.name: f"{sha256_of(p)}  {p.name}" for p in files}}
+    path.write_text("".join(lines[name] + "\n" for name in sorted(lines)))
     return path
 
 

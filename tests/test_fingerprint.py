@@ -270,3 +270,15 @@ def test_export_parity_and_metadata(tmp_path):
     reading = FingerprintEvidence(models_dir=tmp_path / "models").compute(
         inputs_for_image(np.random.default_rng(0).integers(0, 255, (130, 170, 3), dtype=np.uint8)))
     assert reading.map.shape == (130, 170) and "not installed" not in reading.reason
+
+
+def test_wcbnet_conversion_keeps_the_fingerprint_checksum(tmp_path):
+    from export.convert import write_checksums
+    from wsloc_runtime.models import _known_checksums, sha256_of
+
+    for name in ("wcbnet2.onnx", MODEL_FILENAME):
+        (tmp_path / name).write_bytes(name.encode())
+    (tmp_path / "SHA256SUMS").write_text(f"{sha256_of(tmp_path / MODEL_FILENAME)}  {MODEL_FILENAME}\n" + "0" * 64 + "  gone.onnx\n")
+    write_checksums(tmp_path, [tmp_path / "wcbnet2.onnx"])
+    sums = _known_checksums(tmp_path)
+    assert sums == {name: sha256_of(tmp_path / name) for name in ("wcbnet2.onnx", MODEL_FILENAME)}
