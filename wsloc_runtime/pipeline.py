@@ -83,6 +83,17 @@ def _timed(function, *args):
     return value, time.perf_counter() - start
 
 
+def start_stage(beside: bool, function, *args) -> Future:
+    """``_timed(function, *args)`` on a background thread when ``beside``, else run now (a process
+    given one thread, as each of ``wsloc batch``'s workers on a small machine, gains nothing from a
+    second one: its cores are the other workers')."""
+    if beside:
+        return background_stages().submit(_timed, function, *args)
+    done: Future = Future()
+    done.set_result(_timed(function, *args))
+    return done
+
+
 def wcbnet_filename(scale: int) -> str:
     return f"wcbnet{scale}.onnx"
 
@@ -325,7 +336,8 @@ class Localizer:
         providers: onnxruntime providers; ``None`` = CUDA when it loads, else CPU.
         work_max_side: longer side of the working copy for maps and regions.
         fusion_epsilon: floor of the geometric-mean fusion.
-        intra_op_threads: onnxruntime threads per session (0 = onnxruntime's default).
+        intra_op_threads: onnxruntime threads per session (0 = onnxruntime's default); with 1, copy-move
+            and the segmenter also run in turn instead of beside the models.
         max_pixels: larger inputs are refused with :class:`InvalidImageError`.
         test_time_views: ``"hflip"`` (default: the input and its mirror image), ``"none"``
             (one pass, half the network time) or ``"flips"`` (four views); see
@@ -385,6 +397,8 @@ class Localizer:
         self.work_max_side = int(work_max_side)
         self.fusion_epsilon = float(fusion_epsilon)
         self.max_pixels = int(max_pixels)
+        #: Copy-move and the segmenter run beside the models unless this Localizer was given one thread.
+        self.stages_beside = intra_op_threads != 1
 
     def with_fusion(self, fusion: str) -> "Localizer":
         """A Localizer that shares this one's sessions but fuses as ``fusion`` says."""
@@ -496,15 +510,14 @@ class Localizer:
         # The segmenter reads the working copy alone, and a slow evidence the photo alone: both
         # start now on the background threads and are collected where they are needed. Each is a
         # pure function of its input, so the result is the same as run in turn.
-        pool = background_stages()
-        segmenting: Future = pool.submit(_timed, self.segmenter.segment, image_work)
+        segmenting = start_stage(self.stages_beside, self.segmenter.segment, image_work)
         evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces, error_levels=levels)
         beside: dict[str, Future] = {}
         for evidence in [*shown, *guards]:
             if evidence.needs_models:
                 continue
             if evidence.runs_beside_models:
-                beside[evidence.name] = pool.submit(_timed, evidence.compute, evidence_inputs)
+                beside[evidence.name] = start_stage(self.stages_beside, evidence.compute, evidence_inputs)
                 continue
             report(0.15, f"evidence: {evidence.name}")
             target = readings if evidence in shown else guard_readings
