@@ -60,9 +60,10 @@ import torch.nn.functional as F
 
 from export.fingerprint_net import VERSION, FingerprintNet, build_net, load_checkpoint, load_net, receptive_field  # noqa: F401
 from training import fingerprint_data as fd
+from training.synth import default_data_root
 
 DEFAULTS = dict(
-    data="/work/shared/data",
+    data=str(default_data_root()),  # $WSLOC_DATA, else ../shared/data beside the checkout
     seed=0,
     channels=32,
     layers=8,
