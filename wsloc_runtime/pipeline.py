@@ -505,8 +505,8 @@ class Localizer:
         inputs, (work_sel,), levels = self._network_inputs(rgb, extra_sizes=[work], traces=traces, ela_size=ela_size)
         image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
         lap("sel")
-        readings: dict[str, EvidenceMap] = {}
-        guard_readings: dict[str, EvidenceMap] = {}
+        # Every model-free evidence read on the photo, shown or guard, by name.
+        computed: dict[str, EvidenceMap] = {}
         # The segmenter reads the working copy alone, and a slow evidence the photo alone: both
         # start now on the background threads and are collected where they are needed. Each is a
         # pure function of its input, so the result is the same as run in turn.
@@ -520,8 +520,7 @@ class Localizer:
                 beside[evidence.name] = start_stage(self.stages_beside, evidence.compute, evidence_inputs)
                 continue
             report(0.15, f"evidence: {evidence.name}")
-            target = readings if evidence in shown else guard_readings
-            target[evidence.name] = evidence.compute(evidence_inputs)
+            computed[evidence.name] = evidence.compute(evidence_inputs)
             lap(f"evidence_{evidence.name}")
         del evidence_inputs, levels
         del rgb, decoded, traces  # from here on, nothing holds the full-size photo
@@ -539,22 +538,18 @@ class Localizer:
         model_probability = float(np.mean(list(probabilities.values())))
         lap("fusion")
         prior, probability, weights = activation, model_probability, {}
-        for evidence in [*shown, *guards]:
-            if evidence.name in beside:
-                target = readings if evidence in shown else guard_readings
-                target[evidence.name], timings[f"evidence_{evidence.name}"] = beside[evidence.name].result()
+        for name, stage in beside.items():
+            computed[name], timings[f"evidence_{name}"] = stage.result()
         lap("waiting")
+        readings: dict[str, EvidenceMap] = {}  # the shown evidences, in panel order (none in the paper's mode)
         if fused_mode:
             with_models = EvidenceInputs(image=image_work, activation=activation, probability=model_probability)
-            for evidence in self.evidence:
-                if evidence.needs_models:
-                    readings[evidence.name] = evidence.compute(with_models)
-            readings = {e.name: readings[e.name] for e in self.evidence}  # panel order
+            readings = {e.name: e.compute(with_models) if e.needs_models else computed[e.name] for e in self.evidence}
             fused = fuse(list(readings.values()), model_probability, self.fusion_settings)
             prior, probability, weights = fused.prior, fused.probability, fused.weights
             lap("evidence_fusion")
 
-        readability = assess_readability({**guard_readings, **readings}, self.fusion_settings.readable_from)
+        readability = assess_readability({**computed, **readings}, self.fusion_settings.readable_from)
 
         report(0.65, f"segmenting ({self.segmenter.name})")
         regions, timings["segmenter"] = segmenting.result()
