@@ -81,7 +81,7 @@ def child(args) -> dict:
             if run == 0:  # where the peak is reached: localizing, or writing the full-size outputs
                 rss_localized = peak_rss_mb()
             encode_start, encode_cpu = time.perf_counter(), time.process_time()
-            write_result_files(result, Path(out), "bench", args.child)
+            write_result_files(result, Path(out), "bench", args.child, beside=localizer.stages_beside)
             stages = dict(result.timings, encode=time.perf_counter() - encode_start)
             marks.append(("encode", encode_cpu))
             marks.append(("end", time.process_time()))

@@ -86,6 +86,23 @@ def test_regions_from_label_maps_match_one_comparison_per_label_with_their_boxes
     assert len(Regions.from_labels(np.full((4, 4), -1))) == 0
 
 
+def test_regions_from_label_maps_read_one_region_as_the_full_masks_do():
+    """Regions made from label maps build no mask array unless asked: each region read alone
+    (mask, crop) is that region of the full array."""
+    rng = np.random.default_rng(1)
+    maps = [rng.integers(0, 6, (21, 30)).astype(np.int32), rng.integers(-1, 3, (21, 30)).astype(np.int32)]
+    regions = Regions.from_label_maps(maps, min_area=2)
+    assert regions._masks is None  # nothing written yet
+    assert len(regions) == sum(len(np.flatnonzero(np.bincount(m[m >= 0]) >= 2)) for m in maps)
+    assert regions.shape == (21, 30)
+    full = Regions.from_label_maps(maps, min_area=2).masks
+    for index in range(len(regions)):
+        np.testing.assert_array_equal(regions.mask(index), full[index])
+        np.testing.assert_array_equal(regions.crop(index, 3, 17, 4, 25), full[index, 3:17, 4:25])
+    with pytest.raises(IndexError):
+        regions.mask(len(regions))
+
+
 def test_stages_run_beside_the_models_give_the_result_run_in_turn(monkeypatch):
     """Copy-move and the segmenter run on background threads while the models run: the result must be
     the one the stages give run one after the other."""

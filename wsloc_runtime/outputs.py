@@ -16,7 +16,7 @@ from typing import Sequence
 from .errors import WslocError
 from .file_evidence import file_evidence_of
 from .imageio import describe_source, write_json_atomic, write_png_atomic
-from .pipeline import Localizer, LocalizationResult
+from .pipeline import Localizer, LocalizationResult, start_stage
 from .wording import band_in_words, verdict_sentence  # noqa: F401  (band_in_words: for importers)
 from .viz import heatmap, mask_image, overlay
 
@@ -40,20 +40,31 @@ def output_stems(paths: Sequence[str]) -> list[str]:
 
 
 def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str,
-                       file_evidence: dict | None = None, report: bool = False) -> dict:
+                       file_evidence: dict | None = None, report: bool = False, beside: bool = True) -> dict:
     """Write ``<stem>_heatmap.png`` and ``<stem>_mask.png`` (photo size), ``<stem>_overlay.png``
     (working size) and ``<stem>.json``, each atomically. Returns the JSON payload, whose
     ``file_evidence`` is read from ``source`` when it is a file (:mod:`wsloc_runtime.file_evidence`).
-    ``report=True`` also writes ``<stem>_report.html`` (:mod:`wsloc_runtime.report`), before the JSON."""
+    ``report=True`` also writes ``<stem>_report.html`` (:mod:`wsloc_runtime.report`), before the JSON.
+    ``beside=True`` encodes the two photo-size PNGs on the background threads while this one
+    writes the overlay (OpenCV's encoder releases the GIL; the same bytes either way); pass the
+    Localizer's ``stages_beside`` so that a batch worker given one thread writes them in turn."""
     outputs = {
         "heatmap": out_dir / f"{stem}_heatmap.png",
         "mask": out_dir / f"{stem}_mask.png",
         "overlay": out_dir / f"{stem}_overlay.png",
     }
-    write_png_atomic(outputs["heatmap"], result.full_size(heatmap(result.enhanced)))
-    # Empty for a photo judged authentic: no file says "edited" about it (see reported_mask).
-    write_png_atomic(outputs["mask"], mask_image(result.full_size(result.reported_mask)))
-    write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))
+    writing = [
+        start_stage(beside, lambda: write_png_atomic(outputs["heatmap"], result.full_size(heatmap(result.enhanced)))),
+        # Empty for a photo judged authentic: no file says "edited" about it (see reported_mask).
+        start_stage(beside, lambda: write_png_atomic(outputs["mask"], mask_image(result.full_size(result.reported_mask)))),
+    ]
+    try:
+        write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))
+    finally:  # every write has ended (and cleaned up after itself) before an error leaves here
+        for stage in writing:
+            stage.exception()
+    for stage in writing:
+        stage.result()  # raises a write's error here, where the caller expects it
     payload = {"input": source, **result.summary(), "outputs": {k: str(v) for k, v in outputs.items()}}
     if file_evidence is None:
         file_evidence = file_evidence_of(source)
@@ -113,7 +124,8 @@ def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: st
     try:
         result = localizer.localize(source)
         encode_start = time.perf_counter()
-        payload = write_result_files(result, Path(out_dir), stem, source, report=report)
+        payload = write_result_files(result, Path(out_dir), stem, source, report=report,
+                                     beside=localizer.stages_beside)
         row = row_from_payload(payload, source, stem)
         row["timings"] = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
     except WslocError as error:

@@ -261,7 +261,7 @@ class LocalizationResult:
         """The chosen region M_i* (all False when there is none)."""
         if self.region_index < 0:
             return np.zeros(self.working_size, bool)
-        return self.regions.masks[self.region_index]
+        return self.regions.mask(self.region_index)
 
     @property
     def reported_mask(self) -> np.ndarray:
@@ -489,11 +489,19 @@ class Localizer:
         work = working_size(*original_size, self.work_max_side)
         lap("decode")
 
+        image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
+        # The segmenter and the slow evidences that read only the working copy (copy-move) start
+        # now on the background threads, beside everything up to the region choice, and are
+        # collected where they are needed. Each is a pure function of its input, so the result is
+        # the same as run in turn.
+        segmenting = start_stage(self.stages_beside, self.segmenter.segment, image_work)
         fused_mode = self.fusion == "evidence"
         shown = self.evidence if fused_mode else []
         # The readability guard's evidences are read even where they are not shown or fused (the
         # paper's mode), so that no mode says "likely authentic" about a photo it could not read.
         guards = [e for e in self.readability_evidence if e.name not in {s.name for s in shown}]
+        beside = {e.name: start_stage(self.stages_beside, e.compute, EvidenceInputs(image=image_work, full=rgb))
+                  for e in [*shown, *guards] if e.runs_beside_models and not e.needs_models}
         traces = None
         if self._needs_traces() or any(e.reads_jpeg_traces for e in [*shown, *guards]):
             report(0.05, "JPEG traces")
@@ -503,21 +511,12 @@ class Localizer:
         # The ELA panel's map comes from the same JPEG re-encoding as the models' SEL when it can.
         ela_size = work if any(e.error_levels_quality == self.sel_quality for e in [*shown, *guards]) else None
         inputs, (work_sel,), levels = self._network_inputs(rgb, extra_sizes=[work], traces=traces, ela_size=ela_size)
-        image_work = rgb if work == original_size else cv2.resize(rgb, work[::-1], interpolation=cv2.INTER_AREA)
         lap("sel")
         # Every model-free evidence read on the photo, shown or guard, by name.
         computed: dict[str, EvidenceMap] = {}
-        # The segmenter reads the working copy alone, and a slow evidence the photo alone: both
-        # start now on the background threads and are collected where they are needed. Each is a
-        # pure function of its input, so the result is the same as run in turn.
-        segmenting = start_stage(self.stages_beside, self.segmenter.segment, image_work)
         evidence_inputs = EvidenceInputs(image=image_work, full=rgb, jpeg=traces, error_levels=levels)
-        beside: dict[str, Future] = {}
         for evidence in [*shown, *guards]:
-            if evidence.needs_models:
-                continue
-            if evidence.runs_beside_models:
-                beside[evidence.name] = start_stage(self.stages_beside, evidence.compute, evidence_inputs)
+            if evidence.needs_models or evidence.runs_beside_models:
                 continue
             report(0.15, f"evidence: {evidence.name}")
             computed[evidence.name] = evidence.compute(evidence_inputs)
@@ -559,7 +558,7 @@ class Localizer:
         choice = self.fusion_settings.region_choice if fused_mode else "similarity"
         index, score, scores = select_region(regions, prior, choice)
         lap("similarity")
-        enhanced = bayesian_enhancement(prior, regions.masks[index]) if index >= 0 else prior.copy()
+        enhanced = bayesian_enhancement(prior, regions.mask(index)) if index >= 0 else prior.copy()
         mask = enhanced >= MASK_THRESHOLD
         shares = fused.shares(readings, mask) if fused_mode else {}
         lap("enhancement")

@@ -173,6 +173,10 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(intra_op_threads)
+        # Idle onnxruntime workers spin by default, waiting for the next operator; our models are a
+        # few ms each between stages on other threads (copy-move, the segmenter), which the spinning
+        # took cores from: 1 MP 0.52 -> 0.44 s on 2 cores with it off (docs/performance.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # A CUDA provider that fails to load logs an error and falls back; report_cpu_fallback says it once.
         options.log_severity_level = 3
         requested = list(providers) if providers else default_providers()

@@ -110,8 +110,10 @@ class Evidence:
         error_levels_quality: the JPEG quality of the error-level map it reads from
             :attr:`EvidenceInputs.error_levels` when present (the pipeline then computes that map with
             the models' SEL, from one re-encoding, when their quality is the same), else ``None``.
-        runs_beside_models: True for a slow evidence that reads only the photo: the pipeline runs it
-            on a background thread while the models run (a pure function, so the reading is the same).
+        runs_beside_models: True for a slow evidence that reads only the photo (``image`` and
+            ``full``, nothing computed from them): the pipeline starts it on a background thread
+            as soon as the photo is decoded, beside the traces and the models (a pure function, so
+            the reading is the same).
     """
 
     name = "base"
