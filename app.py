@@ -49,7 +49,7 @@ from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
-from wsloc_runtime.outputs import verdict_sentence  # noqa: E402
+from wsloc_runtime.outputs import mask_picture, verdict_sentence, write_heatmap_png  # noqa: E402
 from wsloc_runtime.report import data_uri, render_report, write_report_atomic  # noqa: E402
 from wsloc_runtime.models import sha256_of  # noqa: E402
 from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer  # noqa: E402
@@ -289,9 +289,9 @@ def analyse(
     out = _download_root() / uuid.uuid4().hex
     stem = _safe_stem(path)
     # Downloads are at the photo's own size, so they overlay the original exactly.
-    heatmap_png = write_png_atomic(out / f"{stem}_heatmap.png", result.full_size(viz.heatmap(result.enhanced)))
+    heatmap_png = write_heatmap_png(out / f"{stem}_heatmap.png", result)
     # Empty for a photo judged authentic (reported_mask): no download says "edited" about it.
-    mask_png = write_png_atomic(out / f"{stem}_mask.png", viz.mask_image(result.full_size(result.reported_mask)))
+    mask_png = write_png_atomic(out / f"{stem}_mask.png", mask_picture(result))
     json_path = write_json_atomic(out / f"{stem}_result.json", summary)
     # The fact-check report: one self-contained HTML file (wsloc_runtime.report).
     document = render_report(result, Path(path).name, sha256_of(Path(path)), summary.get("file_evidence"),

@@ -122,3 +122,22 @@ def test_stages_run_beside_the_models_give_the_result_run_in_turn(monkeypatch):
     for name, reading in beside.evidence.items():
         np.testing.assert_array_equal(reading.map, in_turn.evidence[name].map)
     assert {"evidence_copy_move", "segmenter"} <= set(beside.timings)
+
+
+def test_output_pictures_are_the_straightforward_ones(tmp_path):
+    """The mask PNG (drawn at the working size, then enlarged) and the indexed heatmap PNG hold the
+    pixels of enlarging the mask, and of colouring each enlarged level, at the photo's size."""
+    from wsloc_runtime.outputs import mask_picture, write_result_files
+    from wsloc_runtime.pipeline import Localizer
+    from wsloc_runtime.viz import heatmap_levels, heatmap_palette, mask_image
+
+    photo = camera_like(1300, 700)  # larger than the working size, so both are enlarged
+    photo[100:260, 300:460] = photo[400:560, 700:860]
+    result = Localizer().localize(photo)
+    assert result.original_size != result.working_size
+    np.testing.assert_array_equal(mask_picture(result), mask_image(result.full_size(result.reported_mask)))
+    write_result_files(result, tmp_path, "p", "photo")
+    heat = cv2.imread(str(tmp_path / "p_heatmap.png"))[..., ::-1]
+    np.testing.assert_array_equal(heat, heatmap_palette()[result.full_size(heatmap_levels(result.enhanced))])
+    mask = cv2.imread(str(tmp_path / "p_mask.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(mask, mask_picture(result))

@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import cv2
+import numpy as np
+
 from .errors import WslocError
 from .file_evidence import file_evidence_of
-from .imageio import describe_source, write_json_atomic, write_png_atomic
+from .imageio import describe_source, write_json_atomic, write_palette_png_atomic, write_png_atomic
 from .pipeline import Localizer, LocalizationResult, start_stage
 from .wording import band_in_words, verdict_sentence  # noqa: F401  (band_in_words: for importers)
-from .viz import heatmap, mask_image, overlay
+from .viz import heatmap_levels, heatmap_palette, mask_image, overlay
 
 log = logging.getLogger("wsloc")
 
@@ -39,6 +42,24 @@ def output_stems(paths: Sequence[str]) -> list[str]:
     return stems
 
 
+def write_heatmap_png(path: Path, result: LocalizationResult) -> Path:
+    """The enhanced map at the photo's own size as a colour-mapped PNG, atomically: the map is
+    enlarged as levels and each pixel takes its level's colour, so every colour in the file is one
+    of the legend's (an indexed PNG, a third of the data of RGB)."""
+    return write_palette_png_atomic(path, result.full_size(heatmap_levels(result.enhanced)), heatmap_palette())
+
+
+def mask_picture(result: LocalizationResult) -> np.ndarray:
+    """The reported mask at the photo's own size as a white-on-black ``uint8`` picture (255 =
+    manipulated): drawn at the working size, then enlarged by nearest neighbour (the same pixels as
+    enlarging the mask first, in one full-size pass instead of three)."""
+    picture = mask_image(result.reported_mask)
+    height, width = result.original_size
+    if picture.shape == (height, width):
+        return picture
+    return cv2.resize(picture, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
 def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str,
                        file_evidence: dict | None = None, report: bool = False, beside: bool = True) -> dict:
     """Write ``<stem>_heatmap.png`` and ``<stem>_mask.png`` (photo size), ``<stem>_overlay.png``
@@ -54,9 +75,9 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
         "overlay": out_dir / f"{stem}_overlay.png",
     }
     writing = [
-        start_stage(beside, lambda: write_png_atomic(outputs["heatmap"], result.full_size(heatmap(result.enhanced)))),
+        start_stage(beside, write_heatmap_png, outputs["heatmap"], result),
         # Empty for a photo judged authentic: no file says "edited" about it (see reported_mask).
-        start_stage(beside, lambda: write_png_atomic(outputs["mask"], mask_image(result.full_size(result.reported_mask)))),
+        start_stage(beside, lambda: write_png_atomic(outputs["mask"], mask_picture(result))),
     ]
     try:
         write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))

@@ -67,12 +67,14 @@ _BACKGROUND_LOCK = threading.Lock()
 
 def background_stages() -> ThreadPoolExecutor:
     """The threads on which the slow stages that need neither the models nor each other (copy-move,
-    the segmenter) run while the models do: OpenCV and onnxruntime release the GIL, so on two cores
-    they overlap. One pool per process, made on first use (a Localizer stays picklable)."""
+    the segmenter, the error levels' JPEG re-encoding; then writing the photo-size PNGs) run while
+    the main thread does the rest: OpenCV and onnxruntime release the GIL, so on two cores they
+    overlap. Three, for the three stages that start together. One pool per process, made on first
+    use (a Localizer stays picklable)."""
     global _BACKGROUND
     with _BACKGROUND_LOCK:
         if _BACKGROUND is None:
-            _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wsloc-stage")
+            _BACKGROUND = ThreadPoolExecutor(max_workers=3, thread_name_prefix="wsloc-stage")
         return _BACKGROUND
 
 
@@ -443,14 +445,22 @@ class Localizer:
     def _needs_traces(self) -> bool:
         return any(f in TRACE_FEATURES for m in self.models for f in m.config.input_features)
 
-    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], traces=None, ela_size=None):
+    def _error_levels(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], ela_size=None):
+        """The :class:`~wsloc_runtime.sel.ErrorLevels` of the one JPEG re-encoding, resized to each
+        model's input size and to ``extra_sizes`` (with the error-level map at ``ela_size`` when given)."""
+        sizes = sorted({model.config.input_size for model in self.models})
+        return error_levels_pass(rgb, sizes + extra_sizes, self.sel_quality, ela_size=ela_size)
+
+    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], traces=None, ela_size=None,
+                        levels=None):
         """Each model's input tensor, by model name (models may scale SEL differently even at one
-        size), the SEL resized to each of ``extra_sizes``, and the :class:`~wsloc_runtime.sel.ErrorLevels`
-        of the one JPEG re-encoding (with the error-level map at ``ela_size`` when given); every
-        feature is computed once for all."""
+        size), the SEL resized to each of ``extra_sizes``, and the error levels (``levels`` when the
+        caller has them from :meth:`_error_levels` with the same sizes, computed here otherwise);
+        every feature is computed once for all."""
         sizes = sorted({model.config.input_size for model in self.models})
         features = ["sel"] + sorted({f for m in self.models for f in m.config.input_features} - {"sel"})
-        levels = error_levels_pass(rgb, sizes + extra_sizes, self.sel_quality, ela_size=ela_size)
+        if levels is None:
+            levels = self._error_levels(rgb, extra_sizes, ela_size)
         resized = raw_inputs(rgb, features, sizes + extra_sizes, self.sel_quality, traces=traces, sel=levels.resized)
         by_size = dict(zip(sizes, resized[: len(sizes)]))
         inputs = {
@@ -502,15 +512,18 @@ class Localizer:
         guards = [e for e in self.readability_evidence if e.name not in {s.name for s in shown}]
         beside = {e.name: start_stage(self.stages_beside, e.compute, EvidenceInputs(image=image_work, full=rgb))
                   for e in [*shown, *guards] if e.runs_beside_models and not e.needs_models}
+        # The ELA panel's map comes from the same JPEG re-encoding as the models' SEL when it can.
+        ela_size = work if any(e.error_levels_quality == self.sel_quality for e in [*shown, *guards]) else None
+        # The re-encoding (OpenCV, which releases the GIL) runs beside the JPEG traces (numpy).
+        encoding = start_stage(self.stages_beside, self._error_levels, rgb, [work], ela_size)
         traces = None
         if self._needs_traces() or any(e.reads_jpeg_traces for e in [*shown, *guards]):
             report(0.05, "JPEG traces")
             traces = jpeg_traces(rgb)  # one analysis for the models' inputs and both JPEG evidences
             lap("jpeg_traces")
         report(0.1, "error levels")
-        # The ELA panel's map comes from the same JPEG re-encoding as the models' SEL when it can.
-        ela_size = work if any(e.error_levels_quality == self.sel_quality for e in [*shown, *guards]) else None
-        inputs, (work_sel,), levels = self._network_inputs(rgb, extra_sizes=[work], traces=traces, ela_size=ela_size)
+        levels, timings["error_levels"] = encoding.result()
+        inputs, (work_sel,), levels = self._network_inputs(rgb, [work], traces, levels=levels)
         lap("sel")
         # Every model-free evidence read on the photo, shown or guard, by name.
         computed: dict[str, EvidenceMap] = {}

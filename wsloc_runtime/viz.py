@@ -30,10 +30,20 @@ def legend(colormap: int = HEATMAP_COLORMAP) -> str:
     return f"{strong} strongest, then {middle}; {weak} weak or none"
 
 
+def heatmap_levels(activation: np.ndarray) -> np.ndarray:
+    """A [0, 1] map as the colour map's 256 levels: ``HxW`` ``uint8``, 0 for 0 and 255 for 1."""
+    return np.clip(np.nan_to_num(activation) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def heatmap_palette(colormap: int = HEATMAP_COLORMAP) -> np.ndarray:
+    """The colour of each of the 256 levels, ``(256, 3)`` ``uint8`` RGB: ``heatmap(a)`` is
+    ``heatmap_palette()[heatmap_levels(a)]``."""
+    return cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], colormap)[:, 0, ::-1].copy()
+
+
 def heatmap(activation: np.ndarray, colormap: int = HEATMAP_COLORMAP) -> np.ndarray:
     """Colour a [0, 1] map. Returns ``HxWx3`` ``uint8`` RGB."""
-    scaled = np.clip(np.nan_to_num(activation) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(scaled, colormap), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(cv2.applyColorMap(heatmap_levels(activation), colormap), cv2.COLOR_BGR2RGB)
 
 
 def overlay(image: np.ndarray, activation: np.ndarray, opacity: float = 0.5,
