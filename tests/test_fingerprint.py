@@ -200,6 +200,33 @@ def test_histories_cover_the_issue_list():
     assert out.shape == (42, 40, 3) and out.dtype == np.uint8
 
 
+def test_a_shared_platform_tail_runs_after_each_history_and_keeps_the_crop_whole(tmp_path):
+    from training.fingerprint_data import (BatchShape, apply_history, clamp_history, history_scale, make_batch,
+                                           processed_crop, sample_tail)
+
+    rng = np.random.default_rng(2)
+    tail = sample_tail(rng)
+    assert 0.6 <= tail["resize"]["scale"] <= 0.95 and tail["codecs"][0]["kind"] in ("jpeg", "webp")
+    rgb = np.random.default_rng(1).integers(0, 255, (100, 120, 3), dtype=np.uint8)
+    first = {"resize": {"scale": 0.5, "kernel": "area"}, "codecs": [{"kind": "jpeg", "quality": 60, "shift": [0, 0]}]}
+    chained = {**first, "then": {"resize": {"scale": 0.8, "kernel": "linear"},
+                                 "codecs": [{"kind": "jpeg", "quality": 90, "shift": [0, 0]}]}}
+    assert history_scale(chained) == pytest.approx(0.4)
+    # the tail acts on what the first history made: the same pixels as applying the two in turn
+    np.testing.assert_array_equal(apply_history(rgb, chained), apply_history(apply_history(rgb, first), chained["then"]))
+    # a photo too small for the chain's overall scale gets its scale raised, never a short crop
+    raised = clamp_history(chained, [(100, 120)], 64)
+    assert history_scale(raised) >= (64 + 8 * 2 + 2) / 100
+    assert processed_crop(rgb, chained, 64, np.random.default_rng(0)).shape == (64, 64)
+    # batches without tails are unchanged by the option's existence; with them, labels keep their layout
+    sources = _photos(tmp_path)
+    plain, groups = make_batch(sources, 3, 5, BatchShape(photos=3, histories=2, patches=4, patch=32, crop=64))
+    tailed, tailed_groups = make_batch(sources, 3, 5, BatchShape(photos=3, histories=2, patches=4, patch=32, crop=64,
+                                                                 tail=1.0))
+    np.testing.assert_array_equal(groups, tailed_groups)
+    assert not np.array_equal(plain, tailed)
+
+
 # ---------------------------------------------------------------- training and export (torch)
 
 

@@ -29,7 +29,12 @@ goes through 2 different random histories, each photo cut at one place for both;
 128 px crop gives 4 non-overlapping tiles. Positives: everything under one history on one set
 (other photos, other parts: only the history ties them, so content cannot). Negatives: other
 sets, and the same photos under the set's other history, whose content is the same, so the
-embedding must encode the history and not the content. (A first design with one photo per
+embedding must encode the history and not the content. With ``--tail`` (the chance per set, 0.5 by
+default; 0 in the first shipped run) both histories of a set end in one shared platform tail, a
+resize and a JPEG/WebP save (:func:`training.fingerprint_data.sample_tail`): the embedding must then
+tell earlier histories apart under a common last one, as a spliced photo that a platform resized
+and re-saved shows them. ``--init RUN_DIR`` starts a new run from another run's weights (a
+fine-tune). (A first design with one photo per
 history and overlapping patches learned to match content: val loss fell fast, maps were
 content-driven; see the model card.) Batches are pure functions of ``(seed, step)``, prepared
 ahead by ``--workers`` processes.
@@ -78,6 +83,7 @@ DEFAULTS = dict(
     crop=128,
     share=2,
     split=2,
+    tail=0.5,
     val_fraction=0.04,
     val_batches=8,
 )
@@ -202,7 +208,7 @@ def train(settings: dict, out: Path, *, resume: bool, minutes: float, threads: i
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
     shape = fd.BatchShape(settings["photos"], settings["histories"], settings["patches"], settings["patch"],
-                          settings["crop"], settings.get("share", 1))
+                          settings["crop"], settings.get("share", 1), settings.get("tail", 0.0))
     settings.setdefault("split", 1)
     if sources is None:
         sources = fd.list_sources(settings["data"])
@@ -222,6 +228,8 @@ def train(settings: dict, out: Path, *, resume: bool, minutes: float, threads: i
     else:
         torch.manual_seed(settings["seed"])
         net = build_net(settings).to(device)  # same init whatever happened before
+        if settings.get("init"):  # a new run that starts from another run's weights (same net shape)
+            net.load_state_dict(load_checkpoint(Path(settings["init"]))["model"])
         optimizer = torch.optim.Adam(net.parameters(), lr=settings["lr"])
         (out / "run.json").write_text(json.dumps({"settings": settings, "version": VERSION,
                                                   "sources": {"train": len(train_sources), "validation": len(val_sources)}}, indent=2))
@@ -323,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decay-last", type=float, default=0.0,
                         help="divide the learning rate by 10 for this last fraction of --minutes")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (on --resume: override the saved one)")
+    parser.add_argument("--init", default=None, help="a new run starts from this run directory's last.pt weights")
     for key in ("data", "seed", "channels", "layers", "dim", "space_to_depth", "temperature", "photos",
-                "histories", "patches", "patch", "crop", "share", "split"):
+                "histories", "patches", "patch", "crop", "share", "split", "tail"):
         parser.add_argument("--" + key.replace("_", "-"), type=type(DEFAULTS[key]), default=None)
     args = parser.parse_args(argv)
     if (args.out is None) == (args.resume is None):
@@ -342,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings[key] = value
         if args.lr is not None:
             settings["lr"] = args.lr
+        if args.init:
+            settings["init"] = str(args.init)
     if settings["patch"] % settings["space_to_depth"] or settings["crop"] < settings["patch"]:
         parser.error("--patch must be a multiple of --space-to-depth and at most --crop")
     print(f"fingerprint training on {device} ({platform.processor() or platform.machine()}), "

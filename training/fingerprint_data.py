@@ -9,6 +9,8 @@ step on, and worker processes can prepare them ahead of the trainer in any order
 * :func:`sample_history`: one random processing history (a JSON-ready dict): a region
   re-rendered from a lower resolution, a resize by 0.3-1.0 with one of five kernels, blur /
   sharpen / denoise, gamma, noise, JPEG 50-100 once or twice with a grid shift, WebP.
+* :func:`sample_tail`: a platform's resize and re-save, shared by both histories of a set
+  (``BatchShape.tail`` of the sets), applied after them.
 * :func:`apply_history`: that history applied to an RGB crop, returned as luminance.
 * :func:`make_batch`: ``photos x histories x patches`` luminance patches and their group labels
   (a group = one history on a set of ``share`` photos: its tiles are positives across content;
@@ -48,6 +50,7 @@ class BatchShape:
     patch: int = 64  # patch side in pixels (a multiple of the network's stride)
     crop: int = 128  # side of the processed crop the patches are drawn from
     share: int = 2  # photos that go through the same history (positives across content)
+    tail: float = 0.0  # chance that a set's histories end in one shared platform tail (sample_tail)
 
     @property
     def batch(self) -> int:
@@ -145,8 +148,36 @@ def sample_history(rng: np.random.Generator) -> dict:
     return h
 
 
+def sample_tail(rng: np.random.Generator) -> dict:
+    """What a platform does to every photo it receives, after whatever happened before: a resize
+    by 0.6-0.95 and a JPEG (or WebP) save. Appended to both histories of a set (``history["then"]``),
+    it teaches the embedding to tell earlier histories apart under one common last one, which is
+    what a spliced photo that was then resized and re-saved as a whole shows."""
+    codec = "jpeg" if rng.random() < 0.85 else "webp"
+    return {"resize": {"scale": round(float(rng.uniform(0.6, 0.95)), 3), "kernel": str(rng.choice(["linear", "area", "cubic"]))},
+            "codecs": [{"kind": codec, "quality": int(rng.integers(70, 96)), "shift": [0, 0]}]}
+
+
 def history_scale(history: dict) -> float:
-    return float(history.get("resize", {}).get("scale", 1.0))
+    """The history's overall resize factor (its own, times its tail's)."""
+    own = float(history.get("resize", {}).get("scale", 1.0))
+    return own * (history_scale(history["then"]) if "then" in history else 1.0)
+
+
+def codec_count(history: dict) -> int:
+    return len(history.get("codecs", [])) + (codec_count(history["then"]) if "then" in history else 0)
+
+
+def _with_scale(history: dict, scale: float) -> dict:
+    """``history`` with its overall scale raised to ``scale``: its own resize first (up to none),
+    then its tail's."""
+    tail_scale = history_scale(history["then"]) if "then" in history else 1.0
+    own = min(1.0, scale / tail_scale)
+    history = {**history, "resize": {**history.get("resize", {"kernel": "area"}), "scale": round(own + 1e-4, 4)}}
+    if "then" in history and own * tail_scale < scale:
+        tail = history["then"]
+        history["then"] = {**tail, "resize": {**tail["resize"], "scale": round(scale / own + 1e-4, 4)}}
+    return history
 
 
 def _resize(img: np.ndarray, size_wh: tuple[int, int], kernel: str) -> np.ndarray:
@@ -205,6 +236,8 @@ def apply_history(rgb: np.ndarray, history: dict, rng: np.random.Generator | Non
         if dy or dx:
             img = img[dy:, dx:]
         img = _codec(np.ascontiguousarray(img), codec["kind"], codec["quality"])
+    if "then" in history:
+        img = apply_history(img, history["then"], rng)
     return img
 
 
@@ -227,7 +260,7 @@ def processed_crop(rgb: np.ndarray, history: dict, crop: int, rng: np.random.Gen
     if anchor is None:
         anchor = tuple(float(v) for v in rng.random(4))
     h, w = rgb.shape[:2]
-    margin = 8 * len(history.get("codecs", [])) + 2
+    margin = 8 * codec_count(history) + 2
     need = crop + margin
     scale = history_scale(history)
     min_scale = need / min(h, w)
@@ -235,7 +268,10 @@ def processed_crop(rgb: np.ndarray, history: dict, crop: int, rng: np.random.Gen
         raise ValueError(f"photo {w}x{h} is smaller than a {need} px crop")
     if scale < min_scale:
         scale = min_scale
-        history = {**history, "resize": {**history["resize"], "scale": scale}}
+        if "then" in history:
+            history = _with_scale(history, scale)
+        else:
+            history = {**history, "resize": {**history["resize"], "scale": scale}}
     side = min(min(h, w), math.ceil(need / scale) + 2)
     y0 = int(round(anchor[0] * (h - side)))
     x0 = int(round(anchor[1] * (w - side)))
@@ -258,8 +294,10 @@ def patch_offsets(shape: BatchShape) -> list[tuple[int, int]]:
 
 def clamp_history(history: dict, shapes: list[tuple[int, int]], crop: int) -> dict:
     """``history`` with its resize scale raised so that every photo of ``shapes`` still gives a crop."""
-    need = crop + 8 * len(history.get("codecs", [])) + 2
+    need = crop + 8 * codec_count(history) + 2
     lowest = max(need / min(h, w) for h, w in shapes)
+    if "then" in history:
+        return _with_scale(history, lowest + 1e-3) if history_scale(history) < lowest else history
     if "resize" in history and history["resize"]["scale"] < lowest:
         return {**history, "resize": {**history["resize"], "scale": round(lowest + 1e-3, 4)}}
     return history
@@ -289,12 +327,16 @@ def make_batch(sources: list, seed: int, step: int, shape: BatchShape = BatchSha
     for set_index, start in enumerate(range(0, shape.photos, share)):
         photos = [loader(sources[int(index)]) for index in picks[start:start + share]]
         anchors = [tuple(float(v) for v in rng.random(4)) for _ in photos]
+        # Drawn only when asked for, so that the batches of a run without tails stay as they were.
+        tail = sample_tail(rng) if shape.tail > 0 and rng.random() < shape.tail else None
         seen: list[dict] = []
         for k in range(shape.histories):
             history = sample_history(rng)
             while history in seen:  # the histories of a set must differ
                 history = sample_history(rng)
             seen.append(history)
+            if tail is not None:
+                history = {**history, "then": tail}
             history = clamp_history(history, [p.shape[:2] for p in photos], shape.crop)
             for rgb, anchor in zip(photos, anchors):
                 y = processed_crop(rgb, history, shape.crop, rng, anchor)
