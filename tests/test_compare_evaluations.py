@@ -1,0 +1,30 @@
+"""studies.compare_evaluations: the before/after check of evaluate reports."""
+
+import json
+
+from studies.compare_evaluations import compare, largest_change, main
+
+
+def _report(f1, rows, verdicts):
+    return {"pixel_f1": f1, "pixel_auc": 0.9, "image_auc": None, "per_image": rows, "verdicts": verdicts}
+
+
+def test_identical_rows_and_score_changes_are_counted():
+    rows = [{"image": "a", "probability": 0.2}, {"image": "b", "probability": 0.7}]
+    changed = [rows[0], {"image": "b", "probability": 0.71}]
+    result = compare(_report(0.5, rows, {"x": 1}), _report(0.503, changed, {"x": 2}))
+    assert result["identical_rows"] == 1 and result["rows"] == 2
+    assert not result["same_verdicts"]
+    assert abs(largest_change(result) - 0.003) < 1e-12
+
+
+def test_exit_status_follows_the_tolerance(tmp_path, capsys):
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    (before / "s.json").write_text(json.dumps(_report(0.5, [], {})))
+    (after / "s.json").write_text(json.dumps(_report(0.51, [], {})))
+    (before / "only.json").write_text(json.dumps(_report(0.5, [], {})))
+    assert main([str(before), str(after)]) == 1
+    assert main([str(before), str(after), "--tolerance", "0.02"]) == 0
+    assert "missing in" in capsys.readouterr().out
