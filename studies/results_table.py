@@ -1,10 +1,12 @@
 """The README's results table from ``wsloc evaluate`` reports, so that it is never typed by hand.
 
-``python -m studies.results_table --default runs/verdict --paper runs/paper --ela runs/baselines``
+``python -m studies.results_table --default runs/verdict --paper runs/paper --ela runs/baselines
+--fingerprint runs/baselines``
 
-Each folder holds one report per set, ``SET.json`` (the ELA folder: ``SET-ela.json``), made by
-``python -m wsloc_runtime -q evaluate --pairs ../shared/data/SET.csv --out DIR/SET.json [--fusion paper]
-[--map ela]``. A set missing from a folder is shown as "-"; the ELA and all-tampered columns fall back to
+Each folder holds one report per set, ``SET.json`` (the ELA folder: ``SET-ela.json``; the fingerprint
+folder: ``SET-fingerprint.json``), made by ``python -m wsloc_runtime -q evaluate --pairs
+../shared/data/SET.csv --out DIR/SET.json [--fusion paper] [--map ela] [--map evidence:fingerprint]``.
+The learned fingerprint's column is shown when its folder is given. A set missing from a folder is shown as "-"; the ELA and all-tampered columns fall back to
 the free baselines the data's README measured (``KNOWN_BASELINES``) when no report is given.
 """
 
@@ -59,12 +61,14 @@ def _verdicts(report: dict | None) -> str:
     return ", ".join(cells)
 
 
-def results_table(default: Path, paper: Path | None, ela: Path | None) -> str:
-    """The markdown table: per set, the default pipeline, the paper's, the two free baselines, and
-    how often each confident verdict of the default pipeline was right."""
-    lines = ["| set | what it is | default: F1 / AUC | paper's pipeline | ELA (free) | all-tampered (free) "
-             "| confident verdicts right / said |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+def results_table(default: Path, paper: Path | None, ela: Path | None, fingerprint: Path | None = None) -> str:
+    """The markdown table: per set, the default pipeline, the paper's, the learned fingerprint alone
+    (when ``fingerprint`` is given), the two free baselines, and how often each confident verdict of
+    the default pipeline was right."""
+    fingerprint_header = " learned fingerprint alone |" if fingerprint else ""
+    lines = [f"| set | what it is | default: F1 / AUC | paper's pipeline |{fingerprint_header} ELA (free) | "
+             "all-tampered (free) | confident verdicts right / said |",
+             "| --- | --- | --- | --- |" + (" --- |" if fingerprint else "") + " --- | --- | --- |"]
     for name, what in SETS.items():
         report = _load(default, f"{name}.json")
         ela_report = _load(ela, f"{name}-ela.json")
@@ -74,8 +78,9 @@ def results_table(default: Path, paper: Path | None, ela: Path | None) -> str:
             ela_cell = "{:.3f} / {:.3f}".format(*KNOWN_BASELINES["ela"][name])
         else:
             ela_cell = "-"
-        lines.append(f"| {name} | {what} | {_scores(report)} | {_scores(_load(paper, f'{name}.json'))} | "
-                     f"{ela_cell} | {KNOWN_BASELINES['ones'][name]:.3f} / 0.500 | {_verdicts(report)} |")
+        fingerprint_cell = f" {_scores(_load(fingerprint, f'{name}-fingerprint.json'))} |" if fingerprint else ""
+        lines.append(f"| {name} | {what} | {_scores(report)} | {_scores(_load(paper, f'{name}.json'))} |"
+                     f"{fingerprint_cell} {ela_cell} | {KNOWN_BASELINES['ones'][name]:.3f} / 0.500 | {_verdicts(report)} |")
     return "\n".join(lines)
 
 
@@ -84,8 +89,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--default", type=Path, required=True, help="folder of the default pipeline's reports")
     parser.add_argument("--paper", type=Path, help="folder of the --fusion paper reports")
     parser.add_argument("--ela", type=Path, help="folder of the --map ela reports (SET-ela.json)")
+    parser.add_argument("--fingerprint", type=Path,
+                        help="folder of the --map evidence:fingerprint reports (SET-fingerprint.json)")
     args = parser.parse_args(argv)
-    print(results_table(args.default, args.paper, args.ela))
+    print(results_table(args.default, args.paper, args.ela, args.fingerprint))
 
 
 if __name__ == "__main__":
