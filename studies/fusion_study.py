@@ -193,6 +193,17 @@ def rule_summary(fused: dict[str, dict], singles: dict[str, dict[str, dict]]) ->
             "mean_auc": round(float(np.mean([v["auc"] for v in fused.values()])), 4)}
 
 
+def versus_default(fused: dict[str, dict], default: dict[str, dict]) -> dict:
+    """The eleventh study's rule: the worst drop of a candidate against today's default over the sets
+    and both scores (negative: a drop), with both settings' per-set scores and means."""
+    drop = min(min(fused[s]["f1"] - default[s]["f1"], fused[s]["auc"] - default[s]["auc"]) for s in fused)
+    return {"worst_drop_vs_default": round(drop, 4),
+            "per_set": {s: {"candidate": (fused[s]["f1"], fused[s]["auc"]), "default": (default[s]["f1"], default[s]["auc"])}
+                        for s in fused},
+            "default_mean_f1": round(float(np.mean([v["f1"] for v in default.values()])), 4),
+            "default_mean_auc": round(float(np.mean([v["auc"] for v in default.values()])), 4)}
+
+
 def singles_table(fused: dict[str, dict], singles: dict[str, dict[str, dict]]) -> str:
     """Markdown: one row per map (the fused prior, the paper's enhanced map, each single evidence),
     one column per set, ``AUC / F1`` in each cell."""
@@ -258,11 +269,16 @@ def main(argv=None) -> int:
     score.add_argument("--singles", action="store_true",
                        help="also print every single map's scores per set, as a markdown table")
     score.add_argument("--enhance", action="store_true", help="score after the region step and Bayes update")
+    score.add_argument("--versus-default", action="store_true",
+                       help="also score today's default setting and print the worst drop against it (the eleventh study's rule)")
+    score.add_argument("--with-evidence", nargs="*", default=[], metavar="NAME",
+                       help="cached evidence to read beside the default ones (e.g. fingerprint; give it a --map-gain)")
     args = parser.parse_args(argv)
     if args.command == "score":
         from wsloc_runtime.fusion import DEFAULT_EVIDENCE
 
-        settings, evidence = _settings_from(args), list(DEFAULT_EVIDENCE)
+        settings = _settings_from(args)
+        evidence = list(DEFAULT_EVIDENCE) + [n for n in args.with_evidence if n not in DEFAULT_EVIDENCE]
         fused, singles = {}, {}
         for name in args.sets:
             records = load_set(name, args.cache)
@@ -276,6 +292,12 @@ def main(argv=None) -> int:
             print(f"{name}: fused F1 {fused[name]['f1']:.3f} AUC {fused[name]['auc']:.3f} (n={fused[name]['n']}); "
                   f"best single F1 {best_f1[0]} {best_f1[1]['f1']:.3f}, AUC {best_auc[0]} {best_auc[1]['auc']:.3f}")
         print(rule_summary(fused, singles))
+        if args.versus_default:
+            from wsloc_runtime.fusion import FusionSettings
+
+            default = {name: score_setting(load_set(name, args.cache), FusionSettings(), list(DEFAULT_EVIDENCE),
+                                           args.enhance) for name in args.sets}
+            print(versus_default(fused, default))
         if args.singles:
             print(singles_table(fused, singles))
         return 0

@@ -277,3 +277,14 @@ def test_the_study_scores_the_runtime_fusion_and_the_rule_on_cached_records():
     table = singles_table({"a": fused}, {"a": singles}).splitlines()
     assert table[0] == "| map | a |" and table[2] == "| fused | 1.000 / 1.000 |"
     assert table[3:] == ["| paper | 0.468 / 0.000 |", "| activation | 0.468 / 0.000 |", "| copy_move | 1.000 / 1.000 |"]
+
+
+def test_the_eleventh_rule_reads_the_worst_drop_against_the_default():
+    from studies.fusion_study import versus_default
+
+    default = {"a": {"f1": 0.5, "auc": 0.9}, "b": {"f1": 0.2, "auc": 0.6}}
+    candidate = {"a": {"f1": 0.52, "auc": 0.87}, "b": {"f1": 0.3, "auc": 0.61}}
+    summary = versus_default(candidate, default)
+    assert summary["worst_drop_vs_default"] == pytest.approx(-0.03)  # a's AUC
+    assert summary["per_set"]["b"] == {"candidate": (0.3, 0.61), "default": (0.2, 0.6)}
+    assert summary["default_mean_f1"] == pytest.approx(0.35)
