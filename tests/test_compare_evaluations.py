@@ -28,3 +28,11 @@ def test_exit_status_follows_the_tolerance(tmp_path, capsys):
     assert main([str(before), str(after)]) == 1
     assert main([str(before), str(after), "--tolerance", "0.02"]) == 0
     assert "missing in" in capsys.readouterr().out
+
+
+def test_fingerprint_subsets_keep_the_first_tampered_rows_with_absolute_paths(tmp_path):
+    from studies.fingerprint_checkpoint import subset_csv
+
+    (tmp_path / "s.csv").write_text("image,mask\na/1.jpg,\na/2.jpg,m/2.png\na/3.jpg,m/3.png\na/4.jpg,m/4.png\n")
+    lines = subset_csv(tmp_path, "s", 2, tmp_path / "out.csv").read_text().splitlines()
+    assert lines == ["image,mask", f"{tmp_path}/a/2.jpg,{tmp_path}/m/2.png", f"{tmp_path}/a/3.jpg,{tmp_path}/m/3.png"]

@@ -18,7 +18,7 @@ ENTRY_POINTS = [
     "training.train", "training.synth", "training.casia_set", "training.weak_set", "training.pack_sources",
     "studies.evaluate_run", "studies.verdict_band", "studies.robustness", "studies.fusion_study",
     "studies.fusion_ceiling", "studies.stem_report", "studies.results_table", "export.fingerprint_export",
-    "training.fingerprint", "studies.compare_evaluations",
+    "training.fingerprint", "studies.compare_evaluations", "studies.fingerprint_checkpoint",
 ]
 #: Entry points whose module is a framework's own code and imports it at the top (a torch trainer).
 FRAMEWORK_MODULES = {"training.fingerprint": ["torch"]}
