@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from export.onnx_files import checked_bytes, replace_metadata, write_atomic
 from wsloc_runtime.config import METADATA_KEY, WCBnetConfig
 from wsloc_runtime.models import sha256_of
 
@@ -111,7 +112,6 @@ def export_variant(encoder, head, config: WCBnetConfig, path: str | os.PathLike,
     Returns:
         ``{"path", "sha256", "bytes", "parity": {output: max abs difference}}``.
     """
-    import onnx
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx
@@ -146,20 +146,9 @@ def export_variant(encoder, head, config: WCBnetConfig, path: str | os.PathLike,
     model_proto.graph.input[0].name, old_input = config.input_name, input_names[0]
     for node in model_proto.graph.node:
         node.input[:] = [config.input_name if n == old_input else n for n in node.input]
-    del model_proto.metadata_props[:]
-    entry = model_proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, config.to_json()
+    replace_metadata(model_proto, {METADATA_KEY: config.to_json()})
     model_proto.producer_name = "wsloc export.convert"
-    try:
-        onnx.checker.check_model(model_proto)
-    except onnx.checker.ValidationError as error:
-        raise ConversionError(f"onnx.checker rejected {config.name}: {error}") from error
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    partial.write_bytes(model_proto.SerializeToString())
-    os.replace(partial, target)
+    target = write_atomic(path, checked_bytes(model_proto, config.name, ConversionError))
 
     runtime = WCBnetModel(target, providers=["CPUExecutionProvider"])
     if runtime.config != config:

@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from export.onnx_files import checked_bytes, replace_metadata, write_atomic
 from wsloc_runtime.evidence.fingerprint import METADATA_KEY, MODEL_FILENAME, FingerprintConfig, FingerprintModel
 from wsloc_runtime.models import sha256_of
 
@@ -102,21 +102,12 @@ def export(run_dir: Path, out: Path = DEFAULT_OUT, atol: float = PARITY_ATOL, wr
                                         config.output_name: {2: "rows", 3: "cols"}},
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)
     model_proto = onnx.load_from_string(buffer.getvalue())
-    del model_proto.metadata_props[:]
-    entry = model_proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, config.to_json()
+    replace_metadata(model_proto, {METADATA_KEY: config.to_json()})
     model_proto.producer_name = "wsloc export.fingerprint_export"
-    try:
-        onnx.checker.check_model(model_proto)
-    except onnx.checker.ValidationError as error:
-        raise ExportError(f"onnx.checker rejected the fingerprint: {error}") from error
-    data = model_proto.SerializeToString()
+    data = checked_bytes(model_proto, "the fingerprint", ExportError)
     if len(data) > MAX_BYTES:
         raise ExportError(f"fingerprint.onnx would be {len(data)} bytes, over the {MAX_BYTES} budget")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".part")
-    partial.write_bytes(data)
-    os.replace(partial, out)
+    write_atomic(out, data)
 
     runtime = FingerprintModel(out, providers=["CPUExecutionProvider"])
     if runtime.config != config:

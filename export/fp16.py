@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.onnx_files import replace_metadata
 from wsloc_runtime.config import METADATA_KEY
 
 #: float16 has ~3 significant digits; outputs are compared relative to their own scale.
@@ -45,10 +46,7 @@ def convert(source: Path, target: Path) -> Path:
     converted = float16.convert_float_to_float16(model, keep_io_types=True)
     config = json.loads(metadata[METADATA_KEY])
     config["model_version"] = f"{config.get('model_version', 'unknown')}+fp16"
-    del converted.metadata_props[:]
-    for key, value in {**metadata, METADATA_KEY: json.dumps(config, sort_keys=True)}.items():
-        entry = converted.metadata_props.add()
-        entry.key, entry.value = key, value
+    replace_metadata(converted, {**metadata, METADATA_KEY: json.dumps(config, sort_keys=True)})
     onnx.checker.check_model(converted)
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(converted, str(target))

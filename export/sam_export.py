@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from segment_anything.utils.onnx import SamOnnxModel
 
+from export.onnx_files import replace_metadata
 from wsloc_runtime.segmenters.model_files import METADATA_KEY, SEGMENTER_FILES
 from wsloc_runtime.segmenters.sam import DECODER_INPUTS, DECODER_OUTPUTS, SamConfig
 
@@ -209,10 +210,7 @@ def _finish(tmp_path: Path, out_path: Path, config: SamConfig, external_data: st
     import onnx
 
     model = onnx.load(str(tmp_path), load_external_data=True)
-    del model.metadata_props[:]
-    for key, value in {METADATA_KEY: config.to_json(), "model_type": config.model_type}.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+    replace_metadata(model, {METADATA_KEY: config.to_json(), "model_type": config.model_type})
     size = model.ByteSize()
     external = size > PROTOBUF_LIMIT if external_data == "auto" else bool(external_data)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from export.onnx_files import replace_metadata
 from export.pspnet_model import BACKBONES, PSPNet
 from wsloc_runtime.segmenters.model_files import METADATA_KEY, SEGMENTER_FILES
 from wsloc_runtime.segmenters.semantic import INPUT_NAME, OUTPUT_NAMES, SemanticConfig
@@ -174,9 +175,7 @@ def export_semantic(model: nn.Module, out_path: str | os.PathLike, config: Seman
                 output_names=list(OUTPUT_NAMES), opset_version=OPSET, do_constant_folding=True, dynamo=False,
             )
         proto = onnx.load(str(tmp_path))
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, config.to_json()
+    replace_metadata(proto, {METADATA_KEY: config.to_json()})
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(proto, str(out_path))
     onnx.checker.check_model(str(out_path), full_check=True)
