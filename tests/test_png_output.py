@@ -18,6 +18,7 @@ def test_a_palette_heatmap_decodes_to_the_rgb_heatmap(tmp_path):
     path = write_palette_png_atomic(tmp_path / "h.png", heatmap_levels(activation), heatmap_palette())
     with Image.open(path) as picture:
         assert picture.mode == "P" and picture.size == (131, 97)
+        np.testing.assert_array_equal(np.asarray(picture), heatmap_levels(activation))  # the map, x 255
         decoded = np.asarray(picture.convert("RGB"))
     np.testing.assert_array_equal(decoded, heatmap(activation))
     np.testing.assert_array_equal(cv2.imread(str(path))[..., ::-1], heatmap(activation))  # OpenCV too
