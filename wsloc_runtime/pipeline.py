@@ -445,22 +445,24 @@ class Localizer:
     def _needs_traces(self) -> bool:
         return any(f in TRACE_FEATURES for m in self.models for f in m.config.input_features)
 
+    def _input_sizes(self) -> list[tuple[int, int]]:
+        """The models' input sizes, each once, sorted: the order the error levels are resized in."""
+        return sorted({model.config.input_size for model in self.models})
+
     def _error_levels(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], ela_size=None):
         """The :class:`~wsloc_runtime.sel.ErrorLevels` of the one JPEG re-encoding, resized to each
         model's input size and to ``extra_sizes`` (with the error-level map at ``ela_size`` when given)."""
-        sizes = sorted({model.config.input_size for model in self.models})
-        return error_levels_pass(rgb, sizes + extra_sizes, self.sel_quality, ela_size=ela_size)
+        return error_levels_pass(rgb, self._input_sizes() + extra_sizes, self.sel_quality, ela_size=ela_size)
 
-    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], traces=None, ela_size=None,
-                        levels=None):
+    def _network_inputs(self, rgb: np.ndarray, extra_sizes: list[tuple[int, int]], traces=None, levels=None):
         """Each model's input tensor, by model name (models may scale SEL differently even at one
         size), the SEL resized to each of ``extra_sizes``, and the error levels (``levels`` when the
-        caller has them from :meth:`_error_levels` with the same sizes, computed here otherwise);
-        every feature is computed once for all."""
-        sizes = sorted({model.config.input_size for model in self.models})
+        caller has them from :meth:`_error_levels` with the same ``extra_sizes``, computed here
+        otherwise); every feature is computed once for all."""
+        sizes = self._input_sizes()
         features = ["sel"] + sorted({f for m in self.models for f in m.config.input_features} - {"sel"})
         if levels is None:
-            levels = self._error_levels(rgb, extra_sizes, ela_size)
+            levels = self._error_levels(rgb, extra_sizes)
         resized = raw_inputs(rgb, features, sizes + extra_sizes, self.sel_quality, traces=traces, sel=levels.resized)
         by_size = dict(zip(sizes, resized[: len(sizes)]))
         inputs = {

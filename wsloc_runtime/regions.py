@@ -53,7 +53,6 @@ class Regions:
             masks = np.empty((self._count, *self._shape), bool)
             offset = 0
             for labels, values in self._label_maps:
-                # In the labels' own type: comparing int32 labels with int64 values is twice as slow.
                 np.equal(labels[None, :, :], values[:, None, None], out=masks[offset : offset + len(values)])
                 offset += len(values)
             self._masks = masks
@@ -125,8 +124,9 @@ class Regions:
             section[:, 2] = np.argmax(columns, axis=1)
             section[:, 3] = width - np.argmax(columns[:, ::-1], axis=1)
             offset += count
-        pairs = [(labels, values.astype(labels.dtype)) for labels, values in zip(label_maps, kept) if len(values)]
-        return cls(None, source, boxes, label_maps=pairs or [(label_maps[0], kept[0].astype(label_maps[0].dtype))])
+        # In the labels' own type: comparing int32 labels with int64 values is twice as slow.
+        return cls(None, source, boxes,
+                   label_maps=[(labels, values.astype(labels.dtype)) for labels, values in zip(label_maps, kept)])
 
     def __len__(self) -> int:
         return self._count
