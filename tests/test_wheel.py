@@ -1,6 +1,6 @@
 """The wheel as a new user gets it: built from the sources, installed into a fresh virtual
 environment (no TensorFlow, no torch, the CPU onnxruntime), used from a folder outside the
-checkout with the default models it carries. Also: the requirement files agree with pyproject.toml.
+checkout with the default models it carries; and .ci/run's onnxruntime check.
 """
 
 from __future__ import annotations
@@ -8,11 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 
@@ -59,7 +57,9 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     environment = root / "venv"
     venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"
-    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", str(wheel)], cwd=root, timeout=1200)
+    # With the runtime's lock as constraints, as the README installs it: the versions CI tested.
+    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+          "-c", str(REPO_ROOT / "requirements" / "runtime.txt"), str(wheel)], cwd=root, timeout=1200)
     # A folder that has nothing to do with the checkout, holding the user's photo.
     workdir = root / "elsewhere"
     workdir.mkdir()
@@ -115,52 +115,8 @@ def test_wsloc_localize_runs_outside_the_checkout_without_a_cuda_warning(install
         assert (workdir / "out" / f"{EXAMPLE.stem}_{suffix}.png").stat().st_size > 0
 
 
-# --------------------------------------------------------------------------- requirement files
-
-
-def _requirements(path: Path) -> list[str]:
-    """Requirement lines of a pip requirements file, without comments and -r includes."""
-    lines = []
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            lines.append(line)
-    return lines
-
-
-def _name(requirement: str) -> str:
-    return re.split(r"[\[<>=!~;\s]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-
-
-def test_requirement_files_agree_with_pyproject():
-    """requirements.txt = the GPU build + the runtime's libraries + Gradio (the Space);
-    requirements-dev.txt = the CPU build + the same libraries + Gradio + [export] + dev tools, so that
-    after the README's two commands (``pip install .``, ``bash .ci/run``) one onnxruntime is installed."""
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    base = project["dependencies"]
-    runtime = [r for r in base if _name(r) != "onnxruntime"]
-    (cpu_build,) = [r for r in base if _name(r) == "onnxruntime"]
-    # The Space's file is the package with the GPU build instead of the CPU one, plus the app.
-    space = runtime + extras["gpu"] + extras["app"]
-    assert sorted(_requirements(REPO_ROOT / "requirements.txt")) == sorted(space)
-    # Development: the package as `pip install .` installs it (the CPU build), the app, the export
-    # tools at the same pins, then its own tools.
-    dev_lines = _requirements(REPO_ROOT / "requirements-dev.txt")
-    dev = set(dev_lines)
-    wanted = {cpu_build, *runtime, *extras["app"], *extras["export"]}
-    assert wanted <= dev, wanted - dev
-    # Never both builds in one list: they install the same `onnxruntime` module. And no `-r`
-    # include that could bring the GPU build back into the development set.
-    for path in ("requirements.txt", "requirements-dev.txt"):
-        names = [_name(r) for r in _requirements(REPO_ROOT / path)]
-        assert len([n for n in names if n.startswith("onnxruntime")]) == 1, (path, names)
-        assert len(names) == len(set(names)), f"{path} lists a package twice"
-    assert "onnxruntime-gpu" in {_name(r) for r in _requirements(REPO_ROOT / "requirements.txt")}
-    assert "onnxruntime" in {_name(r) for r in dev_lines}
-    includes = [line for line in (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()
-                if line.strip().startswith(("-r", "--requirement", "-c", "--constraint"))]
-    assert not includes, includes
+# --------------------------------------------------------------------------- .ci/run's onnxruntime check
+# (the lock files themselves: tests/test_locks.py)
 
 
 def _ci_onnxruntime_check() -> str:
