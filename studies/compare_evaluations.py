@@ -6,6 +6,10 @@ per-photo rows are identical (the check that a speed change kept the outputs).
 Each folder holds ``SET.json`` files (``python -m wsloc_runtime -q evaluate --pairs SET.csv --out
 FOLDER/SET.json``); sets present in only one folder are listed as missing. Exit status 1 when a
 score differs by more than ``--tolerance`` (default 0.005, the issue rule for "unchanged").
+
+Per photo it also counts the same verdicts and, with ``--masks``, compares the two runs' masks
+(``evaluate --masks-out FOLDER/masks/SET``): the F1 of one run's mask against the other's, 1 where
+both are empty. studies/numeric_stability.py uses this to compare two numeric configurations.
 """
 
 from __future__ import annotations
@@ -15,18 +19,43 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 SCORES = ("pixel_f1", "pixel_auc", "image_auc")
+#: A photo's two masks "agree" at this F1 or above (issue 33's target).
+MASK_AGREEMENT = 0.98
+
+
+def mask_agreement(first: np.ndarray, second: np.ndarray) -> float:
+    """F1 (Dice) of one boolean mask against another of the same shape; 1.0 when both are empty."""
+    if first.shape != second.shape:
+        raise ValueError(f"masks differ in shape: {first.shape} and {second.shape}")
+    first, second = first.astype(bool), second.astype(bool)
+    total = int(first.sum()) + int(second.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(first, second).sum()) / total
+
+
+def compare_masks(before: Path, after: Path) -> list[float]:
+    """The agreement of every mask file present in both folders, by file name."""
+    from PIL import Image
+
+    names = sorted({p.name for p in before.glob("*.png")} & {p.name for p in after.glob("*.png")})
+    return [mask_agreement(np.asarray(Image.open(before / n)) > 127, np.asarray(Image.open(after / n)) > 127)
+            for n in names]
 
 
 def compare(before: dict, after: dict) -> dict:
     """Per-score (before, after), the identical-row count and whether the verdict counts match."""
     rows_before, rows_after = before.get("per_image", []), after.get("per_image", [])
     identical = sum(1 for a, b in zip(rows_before, rows_after) if a == b)
+    same_verdict = sum(1 for a, b in zip(rows_before, rows_after)
+                       if a.get("image") == b.get("image") and a.get("verdict") == b.get("verdict"))
     return {
         "scores": {k: (before.get(k), after.get(k)) for k in SCORES},
         "rows": len(rows_before),
         "rows_after": len(rows_after),
         "identical_rows": identical,
+        "same_verdict_rows": same_verdict,
         "same_verdicts": before.get("verdicts") == after.get("verdicts"),
     }
 
@@ -41,13 +70,18 @@ def main(argv=None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--masks", action="store_true",
+                        help="also compare the masks in FOLDER/masks/SET/ photo by photo")
     args = parser.parse_args(argv)
     names = sorted({p.stem for p in args.before.glob("*.json")} | {p.stem for p in args.after.glob("*.json")})
     if not names:
         parser.error(f"no SET.json in {args.before} or {args.after}")
     worst = 0.0
-    print("| set | " + " | ".join(f"{k} before / after" for k in SCORES) + " | identical rows | same verdicts |")
-    print("| --- |" + " --- |" * (len(SCORES) + 2))
+    mask_column = f" masks F1 >= {MASK_AGREEMENT} (lowest) |" if args.masks else ""
+    print("| set | " + " | ".join(f"{k} before / after" for k in SCORES)
+          + " | identical rows | same verdict | same verdict counts |" + mask_column)
+    print("| --- |" + " --- |" * (len(SCORES) + 3 + bool(args.masks)))
+    totals = {"photos": 0, "same_verdict": 0, "masks": 0, "masks_agree": 0}
     for name in names:
         paths = args.before / f"{name}.json", args.after / f"{name}.json"
         if not all(p.is_file() for p in paths):
@@ -56,9 +90,25 @@ def main(argv=None) -> int:
         result = compare(*(json.loads(p.read_text()) for p in paths))
         worst = max(worst, largest_change(result))
         cells = [" / ".join("-" if v is None else f"{v:.4f}" for v in pair) for pair in result["scores"].values()]
+        masks = ""
+        if args.masks:
+            agreement = compare_masks(args.before / "masks" / name, args.after / "masks" / name)
+            agree = sum(1 for value in agreement if value >= MASK_AGREEMENT)
+            totals["masks"] += len(agreement)
+            totals["masks_agree"] += agree
+            masks = f" {agree}/{len(agreement)} ({min(agreement, default=float('nan')):.3f}) |"
+        totals["photos"] += result["rows"]
+        totals["same_verdict"] += result["same_verdict_rows"]
         print(f"| {name} | " + " | ".join(cells) +
-              f" | {result['identical_rows']}/{result['rows']} | {'yes' if result['same_verdicts'] else 'NO'} |")
+              f" | {result['identical_rows']}/{result['rows']} | {result['same_verdict_rows']}/{result['rows']}"
+              f" | {'yes' if result['same_verdicts'] else 'NO'} |" + masks)
     print(f"largest score change: {worst:.4f} (tolerance {args.tolerance})")
+    if totals["photos"]:
+        print(f"same verdict: {totals['same_verdict']}/{totals['photos']} photos "
+              f"({totals['same_verdict'] / totals['photos']:.2%})")
+    if totals["masks"]:
+        print(f"masks agreeing (F1 >= {MASK_AGREEMENT}): {totals['masks_agree']}/{totals['masks']} photos "
+              f"({totals['masks_agree'] / totals['masks']:.2%})")
     return 0 if worst <= args.tolerance else 1
 
 

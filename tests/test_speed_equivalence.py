@@ -23,15 +23,22 @@ def camera_like(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 
 def test_block_dct_matches_the_einsum_it_replaced():
-    y = jpeg_traces.luminance(camera_like(203, 157))
+    """Two float64 computations of the same sums in different orders (BLAS matmuls against einsum):
+    equal within what float64 rounding allows. Each coefficient sums 64 products of a luminance
+    (|y| <= 128) and two DCT weights (<= 1/2), so |c| <= 64 * 128 / 4 = 2048 and each way of
+    summing is within 64 * eps * 2048 of the exact value."""
+    y = jpeg_traces.luminance(camera_like(203, 157), np.float64)
     d = jpeg_traces.DCT_MATRIX
+    tolerance = 2 * 64 * np.finfo(np.float64).eps * 2048
     for offset in [(0, 0), (3, 5)]:
         dy, dx = offset
         part = y[dy:, dx:]
         rows, cols = part.shape[0] // 8, part.shape[1] // 8
         blocks = part[: rows * 8, : cols * 8].reshape(rows, 8, cols, 8).transpose(0, 2, 1, 3)
         reference = np.einsum("ij,abjk,lk->abil", d, blocks, d, optimize=True).reshape(rows, cols, 64)
-        np.testing.assert_array_equal(jpeg_traces.block_dct(y, offset), reference)
+        computed = jpeg_traces.block_dct(y, offset)
+        assert computed.dtype == np.float64
+        np.testing.assert_allclose(computed, reference, rtol=0, atol=tolerance)
 
 
 @pytest.mark.parametrize("strips", [False, True])

@@ -86,6 +86,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
         map_function(args.map, localizer),
         decision_threshold=localizer.decision_threshold if localizer else 0.5,
         show_progress=not args.quiet,
+        masks_out=args.masks_out,
     )
     report = {
         "map": args.map,
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="; ".join(f"{k}: {v}" for k, v in MAP_KINDS.items())
                           + "; evidence:NAME: one model-free evidence map (" + ", ".join(map_kinds()[len(MAP_KINDS):]) + ")")
     evaluate.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    evaluate.add_argument("--masks-out", metavar="FOLDER", default=None,
+                          help="also write each photo's scored mask (map >= 0.5) there as NNNNN_STEM.png, "
+                               "to compare two runs mask against mask (studies.compare_evaluations --masks)")
     add_localizer_arguments(evaluate)
     evaluate.set_defaults(handler=command_evaluate)
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InvalidImageError, UnknownNameError, WslocError
-from .imageio import load_image
+from .imageio import load_image, write_png_atomic
 from .metrics import accuracy, best_f1, f1_iou_at, nanmean, roc_auc
 from .jpeg_traces import single_compression_map
 from .sel import error_level_map
@@ -170,8 +170,14 @@ def evaluate_pairs(
     compute_map: MapFunction,
     decision_threshold: float = 0.5,
     show_progress: bool = True,
+    masks_out: str | Path | None = None,
 ) -> dict:
-    """Score ``compute_map`` on every pair. Returns the report (see module docstring)."""
+    """Score ``compute_map`` on every pair. Returns the report (see module docstring).
+
+    ``masks_out``: a folder to write each scored photo's mask in (the map at or above 0.5, the one
+    the pixel F1 scores; ``NNNNN_STEM.png``, 0/255, NNNNN the pair's row), so that two runs can be
+    compared mask against mask (``studies.compare_evaluations --masks``).
+    """
     from tqdm import tqdm
 
     per_image: list[dict] = []
@@ -179,7 +185,10 @@ def evaluate_pairs(
     image_scores: list[float] = []
     image_labels: list[bool] = []
     skipped = 0
-    for pair in tqdm(pairs, desc="evaluate", unit="img", file=sys.stderr, disable=not show_progress):
+    if masks_out is not None:
+        Path(masks_out).mkdir(parents=True, exist_ok=True)
+    for number, pair in enumerate(tqdm(pairs, desc="evaluate", unit="img", file=sys.stderr,
+                                       disable=not show_progress)):
         row: dict = {"image": str(pair.image), "mask": str(pair.mask) if pair.mask else None}
         try:
             rgb = load_image(pair.image)
@@ -198,6 +207,9 @@ def evaluate_pairs(
         tampered = truth is not None and bool(truth.any())
         row["tampered"] = tampered
         row["image_score"] = image_score
+        if masks_out is not None:
+            write_png_atomic(Path(masks_out) / mask_file_name(number, pair.image),
+                             np.where(scores >= 0.5, 255, 0).astype(np.uint8))
         if said:
             row.update(said[0])
         if image_score is not None:
@@ -233,6 +245,11 @@ def evaluate_pairs(
         "per_image": per_image,
     }
     return report
+
+
+def mask_file_name(number: int, image: Path) -> str:
+    """The file ``evaluate_pairs(masks_out=...)`` writes the mask of pair ``number`` in."""
+    return f"{number:05d}_{Path(image).stem}.png"
 
 
 def _clean(value: float) -> float | None:

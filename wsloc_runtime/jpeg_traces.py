@@ -64,16 +64,33 @@ LLR_CLIP = 8.0
 MAX_CLIPPED_SHARE = 0.1
 #: Rows per strip when mapping (a multiple of the block size).
 STRIP_ROWS = 512
+#: A coefficient closer than this to a decision edge (a histogram bin's edge, a rounding midpoint,
+#: the coded/zero edge at q/2) counts as on it, and is decided the same way on every processor:
+#: half in each neighbouring bin, rounded half to even, coded. Photos with flat or synthetic areas
+#: put many coefficients exactly on such edges, where float noise of 1e-12 would otherwise choose
+#: the side (it moved a first step of the coins example). Float64 coefficients differ between
+#: processors by about 1e-11; real coefficients are spread on a scale of 0.1 and more.
+TIE_TOLERANCE = 1e-6
+#: Two first steps whose fits (log-likelihood gains) are closer than this, relative, are a tie,
+#: kept by the smaller step: the same gain summed over different bins differs in its last bits.
+GAIN_TIE = 1e-9
 
 
 def _dct_matrix() -> np.ndarray:
     k = np.arange(BLOCK)
     matrix = np.sqrt(2.0 / BLOCK) * np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * BLOCK))
     matrix[0] /= np.sqrt(2.0)
-    return matrix.astype(np.float32)
+    return matrix
 
 
-#: Orthonormal 8x8 DCT-II matrix: JPEG's forward DCT of a block B is ``D @ B @ D.T``.
+#: Orthonormal 8x8 DCT-II matrix, ``float64``: JPEG's forward DCT of a block B is ``D @ B @ D.T``.
+#:
+#: Why float64 (here, in :func:`luminance` and in the lattice scores): the traces decide things
+#: (each frequency's step, the first step of a double quantization, each coefficient's quantized
+#: value) by comparing these numbers with thresholds and with each other. In float32 the BLAS
+#: kernel of one processor and another differ by about 1e-4 in a coefficient, enough to move a
+#: first step and with it the coins example's mask from 8.8% to 4.9% of the photo. In float64 they
+#: differ by about 1e-13, far inside any margin these decisions have.
 DCT_MATRIX = _dct_matrix()
 ZIGZAG = tuple(
     sorted(((u, v) for u in range(BLOCK) for v in range(BLOCK)),
@@ -84,25 +101,61 @@ FREQUENCIES = np.array([u * BLOCK + v for u, v in ZIGZAG[1 : N_FREQUENCIES + 1]]
 _OFFSET_PROBE = FREQUENCIES[:8]
 
 
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """JPEG's luminance Y (ITU-R BT.601) minus 128, ``float32`` ``(H, W)``."""
-    weights = np.array([0.299, 0.587, 0.114], np.float32)
-    return rgb.astype(np.float32) @ weights - np.float32(128.0)
+def luminance(rgb: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """JPEG's luminance Y (ITU-R BT.601) minus 128, ``(H, W)`` in ``dtype``.
+
+    The traces read it in ``float64`` (see :data:`DCT_MATRIX`), computed channel by channel in a
+    fixed order, so it is the same to the last bit on every processor; ``float32``, the default,
+    is what the learned fingerprint was trained on and keeps its matrix product.
+    """
+    if np.dtype(dtype) == np.float64:
+        channels = rgb.astype(np.float64)
+        return (0.299 * channels[..., 0] + 0.587 * channels[..., 1]) + 0.114 * channels[..., 2] - 128.0
+    weights = np.array([0.299, 0.587, 0.114], dtype)
+    return rgb.astype(dtype) @ weights - dtype(128.0)
 
 
 def block_dct(y: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """DCT coefficients of every whole 8x8 block of ``y`` starting at ``offset``.
 
-    Returns ``float32`` ``(rows, cols, 64)``, coefficient ``u * 8 + v`` last.
+    Returns ``float64`` ``(rows, cols, 64)``, coefficient ``u * 8 + v`` last.
     """
     dy, dx = offset
     y = y[dy:, dx:]
     rows, cols = y.shape[0] // BLOCK, y.shape[1] // BLOCK
     blocks = y[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK).transpose(0, 2, 1, 3)
-    # Two stacked matrix products, D @ B, then (D @ B) @ D.T: the same sums in the same order as
-    # einsum("ij,abjk,lk->abil", ...) with optimize=True (bit-identical), 10-15x faster than it.
+    # Two stacked matrix products, D @ B, then (D @ B) @ D.T, in float64 (see DCT_MATRIX): the same
+    # sums as einsum("ij,abjk,lk->abil", ...), 10-15x faster than it.
+    blocks = np.asarray(blocks, np.float64)
     coefficients = np.matmul(np.matmul(DCT_MATRIX, blocks), DCT_MATRIX.T)
     return coefficients.reshape(rows, cols, BLOCK * BLOCK)
+
+
+def lattice_cosine(coefficients: np.ndarray, step) -> np.ndarray:
+    """``cos(2 pi c / step)``, ``float32``, broadcast over ``coefficients`` and ``step``.
+
+    The coefficients arrive in float64 (see :data:`DCT_MATRIX`); the cosine is taken in float32,
+    four times as fast as in float64. Rounding a float64 to float32 is exact arithmetic, so two
+    processors whose coefficients agree to 1e-13 get the same float32 phases, and numpy's float32
+    cosine gives the same bits with and without AVX-512 (checked by studies/numeric_stability.py).
+    """
+    phase = np.asarray(coefficients).astype(np.float32) / np.asarray(step, np.float32)
+    return np.cos(np.float32(2 * np.pi) * phase)
+
+
+def quantize(coefficients: np.ndarray, step) -> np.ndarray:
+    """``round(c / step)`` as ``int64``, half to even, a coefficient within :data:`TIE_TOLERANCE` of a
+    rounding midpoint rounded as if exactly on it."""
+    ratio = np.asarray(coefficients, np.float64) / step
+    below = np.floor(ratio)
+    on_midpoint = np.abs(ratio - below - 0.5) * step < TIE_TOLERANCE
+    return np.round(np.where(on_midpoint, below + 0.5, ratio)).astype(np.int64)
+
+
+def is_coded(coefficients: np.ndarray, step) -> np.ndarray:
+    """``|c| >= step / 2``: the coefficient is coded to a non-zero value at ``step`` (one within
+    :data:`TIE_TOLERANCE` of the edge counts as coded)."""
+    return np.abs(coefficients) >= np.asarray(step, np.float64) / 2 - TIE_TOLERANCE
 
 
 def lattice_scores(coefficients: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -110,11 +163,11 @@ def lattice_scores(coefficients: np.ndarray, steps: np.ndarray) -> np.ndarray:
     ``cos(2 pi c / step)`` over the coefficients not quantized to zero at that step (about 1
     on a lattice of that step or a multiple of it, about 0 off any lattice); 0 where fewer
     than :data:`MIN_NONZERO` coefficients remain."""
-    c = coefficients.astype(np.float32)[:, None]
-    steps = np.asarray(steps, np.float32)[None, :]
-    nonzero = np.abs(c) >= steps / 2
+    c = coefficients.astype(np.float64)[:, None]
+    steps = np.asarray(steps, np.float64)[None, :]
+    nonzero = is_coded(c, steps)
     counts = nonzero.sum(axis=0)
-    totals = np.where(nonzero, np.cos(np.float32(2 * np.pi) * c / steps), 0.0).sum(axis=0)
+    totals = np.where(nonzero, lattice_cosine(c, steps), np.float32(0.0)).sum(axis=0, dtype=np.float64)
     return np.where(counts >= MIN_NONZERO, totals / np.maximum(counts, 1), 0.0)
 
 
@@ -188,7 +241,14 @@ class JpegTraces:
 
 def _interval_mass(sorted_values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Fraction of ``sorted_values`` in each ``[low, high)``."""
-    return (np.searchsorted(sorted_values, high) - np.searchsorted(sorted_values, low)) / max(1, sorted_values.size)
+    return (_count_below(sorted_values, high) - _count_below(sorted_values, low)) / max(1, sorted_values.size)
+
+
+def _count_below(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """How many of ``sorted_values`` lie below each edge, a value within :data:`TIE_TOLERANCE` of the
+    edge counting one half (so that it is half in the bin on each side, whatever its last bits)."""
+    return (np.searchsorted(sorted_values, edges - TIE_TOLERANCE, "left")
+            + np.searchsorted(sorted_values, edges + TIE_TOLERANCE, "right")) / 2
 
 
 def _frequency_model(index: int, aligned: np.ndarray, shifted: np.ndarray) -> FrequencyModel | None:
@@ -203,7 +263,7 @@ def _frequency_model(index: int, aligned: np.ndarray, shifted: np.ndarray) -> Fr
     step = estimate_step(aligned)
     if step < 2:
         return None
-    values = np.round(aligned / step).astype(np.int64)
+    values = quantize(aligned, step)
     span = int(max(np.abs(values).max(), np.abs(shifted).max() / step)) + 2
     bins = np.arange(-span, span + 1)
     density = np.sort(shifted)
@@ -223,7 +283,7 @@ def _frequency_model(index: int, aligned: np.ndarray, shifted: np.ndarray) -> Fr
         double = np.bincount(requantized[inside] + span, weights=mass[inside], minlength=2 * span + 1) + smoothing
         double /= double.sum()
         gain = float((histogram * (np.log(double) - np.log(single))).sum())
-        if best is None or gain > best[0]:
+        if best is None or gain > best[0] + GAIN_TIE * max(1.0, abs(best[0])):
             best = (gain, first, double)
     if best is None or best[0] <= 0:
         return FrequencyModel(index, step, 0, span, np.zeros(2 * span + 1, np.float32))
@@ -250,7 +310,7 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
     # block row at every vertical grid phase, and together they cost a few hundred rows of
     # luminance however large the photo.
     sample_strip = _sample_rows(rows_total, max(8, ESTIMATION_BLOCKS // max(1, width // BLOCK)), rng)
-    y_sample = np.concatenate([luminance(rgb[r * BLOCK : r * BLOCK + 2 * BLOCK]) for r in sample_strip])
+    y_sample = np.concatenate([luminance(rgb[r * BLOCK : r * BLOCK + 2 * BLOCK], np.float64) for r in sample_strip])
     offset, grid_score = _offset_from_slabs(y_sample, rng)
     if grid_score < MIN_GRID_CONTRAST:
         rows, cols = (height - offset[0]) // BLOCK, (width - offset[1]) // BLOCK
@@ -280,16 +340,16 @@ def jpeg_traces(rgb: np.ndarray, seed: int = 0) -> JpegTraces:
         last_row = min(rows, first_row + strip_blocks)
         top = dy + first_row * BLOCK
         strip = rgb[top : dy + last_row * BLOCK, dx : dx + cols * BLOCK]
-        y = luminance(strip)
+        y = luminance(strip, np.float64)
         coefficients = block_dct(y)
         unclipped[first_row:last_row] = _clipped_share(strip) <= MAX_CLIPPED_SHARE
         for model in lattice_models:
             c = coefficients[..., model.index]
-            coded = np.abs(c) >= model.step / 2
-            fit_map[first_row:last_row] += np.where(coded, np.cos(2 * np.pi * c / model.step), 0.0)
+            coded = is_coded(c, model.step)
+            fit_map[first_row:last_row] += np.where(coded, lattice_cosine(c, model.step), np.float32(0.0))
             grid_fit_count[first_row:last_row] += coded
             if model.first_step:
-                values = np.clip(np.round(c / model.step).astype(np.int64), -model.span, model.span)
+                values = np.clip(quantize(c, model.step), -model.span, model.span)
                 index = values + model.span
                 double_map[first_row:last_row] += model.log_ratio[index]
                 coded_map[first_row:last_row] += coded_tables[model.index][index]

@@ -56,6 +56,9 @@ G2NN_RATIO = 0.6
 #: cannot be a copy: matches that pass the ratio test lie below it (at most 0.37 on NoSo and
 #: CASIA v2 copy-moves).
 CANDIDATE_DISTANCE = 0.42
+#: RootSIFT distances below this are the same descriptor (float64 rounding of 2 - 2 x 1 leaves
+#: about 1e-8; distinct SIFT descriptors, integers up to 255 before RootSIFT, are 1e-3 or more apart).
+SAME_DESCRIPTOR = 1e-4
 #: Matched points closer than this (fraction of the image diagonal, and at least 10 px) are
 #: one structure, not a copy.
 MIN_SHIFT_FRACTION = 0.015
@@ -111,7 +114,8 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def _detect(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoint positions ``(n, 2)`` float32 (x, y, at ``gray``'s size) and descriptors ``(n, 128)``."""
+    """Keypoint positions ``(n, 2)`` float32 (x, y, at ``gray``'s size) and RootSIFT descriptors
+    ``(n, 128)`` float64 (unit length)."""
     import cv2
 
     factor = min(1.0, KEYPOINT_MAX_SIDE / max(gray.shape))
@@ -120,10 +124,12 @@ def _detect(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=0.02)
     keypoints, descriptors = sift.detectAndCompute(small, None)
     if descriptors is None or not keypoints:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float64)
     points = np.array([kp.pt for kp in keypoints], np.float32) / factor
-    # RootSIFT: Hellinger distance separates near-identical descriptors better than L2.
-    descriptors = descriptors.astype(np.float32)
+    # RootSIFT: Hellinger distance separates near-identical descriptors better than L2. In float64:
+    # a copy's descriptors are near-identical, and their distances are differences of numbers
+    # close to 1 (see _self_matches), which float32 products would bury in rounding noise.
+    descriptors = descriptors.astype(np.float64)
     descriptors /= descriptors.sum(axis=1, keepdims=True) + 1e-7
     return points, np.sqrt(descriptors)
 
@@ -152,8 +158,14 @@ def _self_matches(points: np.ndarray, descriptors: np.ndarray, min_shift: float)
     nearest_distance = np.take_along_axis(distances, nearest, axis=1)
     shift = np.hypot(points[nearest, 0] - points[candidates, None, 0],
                      points[nearest, 1] - points[candidates, None, 1])
-    nearest_distance = np.where(shift < min_shift, np.inf, np.sqrt(np.maximum(nearest_distance, 0.0)))
-    order = np.argsort(nearest_distance, axis=1)[:, :NEIGHBOURS + 1]
+    nearest_distance = np.sqrt(np.maximum(nearest_distance, 0.0))
+    # Pixel-identical copies have identical descriptors: their distance is 0 up to rounding, and
+    # which of two such copies is "nearer" (and whether their ratio passes) must not be rounding's
+    # choice. Below SAME_DESCRIPTOR they are the same descriptor: distance exactly 0, ties kept in
+    # index order by the stable sort.
+    nearest_distance[nearest_distance < SAME_DESCRIPTOR] = 0.0
+    nearest_distance = np.where(shift < min_shift, np.inf, nearest_distance)
+    order = np.argsort(nearest_distance, axis=1, kind="stable")[:, :NEIGHBOURS + 1]
     nearest = np.take_along_axis(nearest, order, axis=1)
     nearest_distance = np.take_along_axis(nearest_distance, order, axis=1)
     with np.errstate(invalid="ignore"):  # inf / inf where both neighbours were dropped
