@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.common import KODAK_PHOTO, machine, result_name, source_photo, table, write_result
+from bench.common import KODAK_PHOTO, machine, reference_workload_s, result_name, source_photo, table, write_result
 from wsloc_runtime.views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,6 +102,7 @@ def main(argv=None) -> int:
 
         args.models = str(build_contract_model_set(REPO / "build" / "bench_models" / "contract"))
     width, height = (int(v) for v in args.size.split("x"))
+    reference_before = reference_workload_s()
     with tempfile.TemporaryDirectory() as folder:
         paths = make_photos(Path(folder), args.images, width, height)
         results = []
@@ -112,8 +113,11 @@ def main(argv=None) -> int:
             results.append(result)
     base = next((r["images_per_s"] for r in results if r["workers"] == 1 and r["threads_setting"] == "default"),
                 results[0]["images_per_s"])
+    reference_s = (reference_before + reference_workload_s()) / 2
     for result in results:
         result["speedup_vs_1_worker"] = round(result["images_per_s"] / base, 2)
+        # Seconds per photo in units of the reference workload (bench.common.reference_workload_s).
+        result["s_per_image_vs_reference"] = round(1.0 / result["images_per_s"] / reference_s, 2)
     payload = {
         "benchmark": "wsloc batch steady-state throughput, local worker processes",
         "command": "python -m bench.bench_batch " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -121,13 +125,16 @@ def main(argv=None) -> int:
         "photo_size": [width, height],
         "test_time_views": args.views,
         "machine": machine(),
+        "reference_s": round(reference_s, 4),
         "results": results,
     }
     out = write_result(result_name("batch", args.models, args.views), payload, args.out)
     rows = [[r["workers"], f"{r['threads_per_worker']} ({'rule' if r['threads_setting'] == 'default' else 'set'})",
-             r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x",
+             r["images_per_s"], f"{r['speedup_vs_1_worker']:.2f}x", r["s_per_image_vs_reference"],
              r["end_to_end_images_per_s"], r["total_s"], r["cpu_s_per_image"]] for r in results]
-    print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "img/s (incl. start-up)", "total s",
+    print(f"reference workload (bench.common.reference_workload_s): {reference_s * 1000:.0f} ms")
+    print(table(["workers", "threads/worker", "img/s (steady)", "vs 1 worker", "s/img / reference",
+                 "img/s (incl. start-up)", "total s",
                  "CPU s/img (incl. start-up)"], rows))
     print(f"written {out}")
     return 0

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import PHOTO_SIZES, machine, result_name, synth_photo_jpeg, table, write_result
+from bench.common import (PHOTO_SIZES, machine, reference_workload_s, relative, result_name, synth_photo_jpeg, table,
+                          write_result)
 from wsloc_runtime.fusion import DEFAULT_EVIDENCE, DEFAULT_FUSION, FUSION_MODES
 from wsloc_runtime.views import DEFAULT_TEST_TIME_VIEWS, TEST_TIME_VIEWS
 
@@ -72,6 +73,7 @@ def child(args) -> dict:
                           segmenter=args.segmenter, work_max_side=args.work_max_side, test_time_views=args.views,
                           fusion=args.fusion)
     rss_models = peak_rss_mb()
+    reference_before = reference_workload_s()
     samples = []
     with tempfile.TemporaryDirectory() as out:
         for run in range(args.warmup + args.runs):
@@ -96,8 +98,12 @@ def child(args) -> dict:
             original, working = result.original_size, result.working_size
             del result
     keys = samples[0].keys()
+    reference_after = reference_workload_s()
     return {
         "stages_s": {k: round(float(np.median([s[k] for s in samples])), 4) for k in keys},
+        # The fixed reference workload timed in this process before and after (bench.common).
+        "reference_s": round((reference_before + reference_after) / 2, 4),
+        "reference_before_after_s": [round(reference_before, 4), round(reference_after, 4)],
         "runs": len(samples),
         "original_size": list(original),
         "working_size": list(working),
@@ -149,14 +155,16 @@ def main(argv=None) -> int:
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             results[f"{megapixels}mp"] = {"error": done.stderr.strip().splitlines()[-1]}
-            rows.append([f"{megapixels} MP", *["-"] * (len(STAGE_COLUMNS) + 2), "failed: " + done.stderr.strip().splitlines()[-1]])
+            rows.append([f"{megapixels} MP", *["-"] * (len(STAGE_COLUMNS) + 4), "failed: " + done.stderr.strip().splitlines()[-1]])
             continue
         report = json.loads(done.stdout.strip().splitlines()[-1])
         report["photo"] = {"path": str(photo), "bytes": photo.stat().st_size, "size": [width, height]}
         results[f"{megapixels}mp"] = report
         stages = report["stages_s"]
+        report["total_vs_reference"] = relative(stages["total"], report["reference_s"])
         rows.append([f"{megapixels} MP", *[round(stages.get(k, 0.0) * 1000) for k in STAGE_COLUMNS],
-                     round(stages["total"], 2), round(stages["cpu"], 2), round(report["peak_rss_mb"])])
+                     round(stages["total"], 2), report["total_vs_reference"], round(report["reference_s"] * 1000),
+                     round(stages["cpu"], 2), round(report["peak_rss_mb"])])
         print(f"{megapixels} MP done: {stages['total']:.2f} s, peak {report['peak_rss_mb']:.0f} MB", file=sys.stderr)
     payload = {
         "benchmark": "whole pipeline per stage (ms) and peak RSS, one image per run, fresh process per size",
@@ -170,8 +178,10 @@ def main(argv=None) -> int:
         "sizes": results,
     }
     out = write_result(result_name("pipeline", args.models, args.views) + f"_{args.fusion}", payload, args.out)
-    print("wall time per stage (ms), total wall and CPU time (s), peak RSS:")
-    print(table(["size", *[f"{k} ms" for k in STAGE_COLUMNS], "total s", "CPU s", "peak RSS MB"], rows))
+    print("wall time per stage (ms), total wall time (s, and in units of the reference workload timed in the same\n"
+          "process: bench.common.reference_workload_s), CPU time (s), peak RSS:")
+    print(table(["size", *[f"{k} ms" for k in STAGE_COLUMNS], "total s", "total / reference", "reference ms",
+                 "CPU s", "peak RSS MB"], rows))
     cpu_columns = ["decode", "jpeg_traces", "sel", *EVIDENCE_COLUMNS, "wcbnet2", "wcbnet3", "wcbnet4", "segmenter",
                    "similarity+enhancement", "encode"]
     cpu_rows = [[size, *[round(r["stages_s"].get(f"cpu:{k}", 0.0) * 1000) for k in cpu_columns]]

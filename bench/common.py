@@ -113,3 +113,45 @@ def synth_photo_jpeg(path: str | os.PathLike, width: int, height: int, quality: 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encoded.tobytes())
     return path
+
+
+#: The reference workload's photo: skimage's astronaut (bundled with scikit-image, the same on
+#: every machine) at 1 MP, JPEG quality 90.
+REFERENCE_SIZE = (1152, 864)
+
+
+def _reference_jpeg() -> bytes:
+    import cv2
+    from skimage import data
+
+    photo = cv2.resize(data.astronaut(), REFERENCE_SIZE, interpolation=cv2.INTER_CUBIC)
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError("could not encode the reference photo")
+    return encoded.tobytes()
+
+
+def reference_workload_s(repeats: int = 7) -> float:
+    """Seconds for a fixed workload on a fixed photo, median of ``repeats``: decode a 1 MP JPEG,
+    Gaussian blur, JPEG encode, 2-D FFT of its luminance. The kinds of work the pipeline does,
+    none of wsloc's own code: two machines of the same kind (or one machine, busy and quiet) that
+    differ in speed differ in it too, so a figure divided by it travels between machines better
+    than seconds do. Benchmarks time it in the process that measures, before and after."""
+    import cv2
+
+    encoded = np.frombuffer(_reference_jpeg(), np.uint8)
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        blurred = cv2.GaussianBlur(bgr, (0, 0), 2.0)
+        cv2.imencode(".jpg", blurred, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        luminance = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        np.fft.rfft2(luminance)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def relative(seconds: float, reference_s: float) -> float:
+    """``seconds`` in units of the reference workload (see :func:`reference_workload_s`)."""
+    return round(seconds / reference_s, 2)

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.conftest import REPO_ROOT, make_splice
 from wsloc_runtime.pipeline import Localizer
 from wsloc_runtime.cli import localize_to_files, main, output_stems
 from wsloc_runtime.outputs import verdict_line, verdict_sentence
+from wsloc_runtime.wording import LINE_WIDTH, legend_lines
 
 
 def save_rgb(path, rgb):
@@ -94,7 +96,11 @@ def test_localize_takes_a_folder_says_what_it_read_and_ends_with_one_summary_lin
     note = "the file holds 4 frames (animated or multi-page); only the first was analysed"
     assert json.loads((out / "animated.json").read_text())["notes"] == [note]
     assert f"  note: {note}" in printed
-    assert any(line.startswith(f"{folder / 'forged.png'}: ") and " Score 0." in line for line in printed)
+    # The file as given, its start cut with "..." where the line would pass 120 characters.
+    forged = [line for line in printed if "forged.png: " in line]
+    assert all(len(line) <= LINE_WIDTH for line in printed if ".png: " in line or ".jpg: " in line)
+    assert len(forged) == 1 and re.search(r": [A-Z][a-z ]+ [01]\.\d\d \| could show ", forged[0]), forged
+    assert any(line.startswith("Score: 0 = no sign of editing, 1 = strong signs.") for line in printed)
 
 
 @pytest.mark.parametrize("command", ["localize", "batch"])
@@ -246,22 +252,44 @@ def test_results_csv_spells_booleans_as_the_json_does(tmp_path):
     assert [json.dumps(row["is_manipulated"]) for row in logged] == ["true", "false", "null"]
 
 
-def test_the_printed_line_is_sentences_and_gives_no_mask_share_for_an_authentic_verdict(tmp_path):
-    """It once read: uncertain (P(manipulated) = 0.773, uncertain from 0.18 up), mask 19.8%."""
-    band = (0.1767, 1.0)  # the bundled models' band: never "likely manipulated"
+def test_the_printed_line_is_one_short_line_and_gives_no_mask_share_for_an_authentic_verdict():
+    """It once read as 400-560 characters a photo, the same explanation of the edges on every line;
+    now one line of at most 120 characters, the edges said once after all lines."""
     row = {"file": "assets/examples/authentic_coffee.jpg", "stem": "authentic_coffee", "verdict": "uncertain",
-           "probability": 0.773, "mask_fraction": 0.198, "verdict_band": list(band)}
-    assert verdict_line(row, (0.5, 0.5), Path("out")) == (
-        'assets/examples/authentic_coffee.jpg: Uncertain. Score 0.77 on a scale from 0 (no sign of editing) to 1 '
-        '(strong signs); these models call a photo "likely authentic" below 0.18 only where its traces would have '
-        'shown an edit, and never "likely manipulated". '
-        'The mask marks the area with the strongest signs: 19.8% of the photo. Files: out/authentic_coffee_*.png')
-    authentic = verdict_sentence("likely authentic", 0.05, band, 0.12)
-    assert "mask" not in authentic and "%" not in authentic
+           "probability": 0.773, "mask_fraction": 0.198, "could_show": "could show pastes, copies"}
+    assert verdict_line(row) == "assets/examples/authentic_coffee.jpg: Uncertain 0.77 | could show pastes, copies | mask 19.8%"
+    authentic = verdict_line(dict(row, verdict="likely authentic", probability=0.05))
+    assert authentic.endswith("Likely authentic 0.05 | could show pastes, copies | no mask") and "%" not in authentic
+    deep = verdict_line(dict(row, file="/" + "deep/" * 40 + "photo.jpg"))
+    assert len(deep) == LINE_WIDTH and deep.startswith("...") and "photo.jpg: Uncertain 0.77" in deep
+    legend = legend_lines((0.2, 0.8), "out/")
+    assert legend[0] == 'Score: 0 = no sign of editing, 1 = strong signs. "Likely manipulated" from 0.80.'
+    assert '"Likely authentic" below 0.20' in legend[1] and all(len(line) <= LINE_WIDTH for line in legend)
+    assert "never" in legend_lines((0.2, 1.0))[0]  # a band open at the top: never "likely manipulated"
+    # The sentences the app and the report show keep the whole explanation.
     assert verdict_sentence("likely manipulated", 0.91, (0.2, 0.8), 0.1).endswith(
         '"likely manipulated" from 0.80, and "likely authentic" below 0.20 only where its traces would have shown '
         'an edit. The mask marks the likely edited area: 10.0% of the photo.')
     assert "threshold" not in verdict_sentence("likely manipulated", 0.6, (0.5, 0.5), 0.1)
+
+
+def test_every_line_of_the_examples_fits_in_120_characters_and_out_is_optional(tmp_path):
+    """``wsloc localize assets/examples`` as a newcomer types it, without --out: every line at most
+    120 characters, the outputs in ./wsloc-results, named by the summary; --jsonl gives one JSON
+    object per photo on stdout and nothing else there."""
+    (tmp_path / "assets").symlink_to(REPO_ROOT / "assets", target_is_directory=True)
+    done = _wsloc("localize", "assets/examples", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) >= 8 and all(len(line) <= LINE_WIDTH for line in lines), [l for l in lines if len(l) > 120]
+    assert lines[-1].endswith("outputs in wsloc-results/") and (tmp_path / "wsloc-results" / "spliced_boat.json").is_file()
+    assert "\r" not in done.stderr, "no progress bar when stderr is not a terminal"
+    records = _wsloc("localize", "assets/examples/spliced_boat.jpg", "assets/examples/copymove_hats.jpg", "--jsonl",
+                     "--out", "j", cwd=tmp_path)
+    parsed = [json.loads(line) for line in records.stdout.splitlines()]
+    assert [Path(r["file"]).name for r in parsed] == ["spliced_boat.jpg", "copymove_hats.jpg"]
+    assert all(r["verdict"] and r["error"] is None and r["could_show"].startswith("could show") for r in parsed)
+    assert "2 of 2 images analysed" in records.stderr
 
 
 def test_a_folder_without_images_is_a_failure_with_a_summary_line(tmp_path, contract_models, capsys):

@@ -396,7 +396,7 @@ def run_batch(
         else:
             todo.append((source, stem))
     progress = tqdm(total=len(inputs), initial=len(inputs) - len(todo), desc="batch", unit="img",
-                    file=sys.stderr, disable=not show_progress)
+                    file=sys.stderr, disable=not show_progress or not sys.stderr.isatty())
     if ray_address is None:
         rows = _local_rows(todo, out_dir, settings, workers)
     else:

@@ -47,30 +47,54 @@ def localize_summary(rows: Sequence[dict], empty_folders: Sequence[str], out_dir
     return line + (f"; outputs in {out_dir}{os.sep}" if len(rows) > failures else "; nothing written")
 
 
+#: Where ``localize`` writes when ``--out`` is not given (in the current folder; the summary names it).
+DEFAULT_OUT = "wsloc-results"
+
+
+def _jsonl_record(row: dict) -> dict:
+    """What ``localize --jsonl`` prints for one photo: the results row, without the printed-line helpers."""
+    return {key: value for key, value in row.items() if key not in ("verdict_band",)}
+
+
 def command_localize(args: argparse.Namespace) -> int:
+    import json
+
     from tqdm import tqdm
+
+    from .wording import legend_lines
 
     images, empty_folders = expand_folders(args.images)
     for folder in empty_folders:
         print(f"error: {folder}: no image files in this folder", file=sys.stderr)
-    out_dir = Path(args.out)
+    out_dir = Path(args.out or DEFAULT_OUT)
     rows = []
+    localizer = None
     if images:
         localizer = localizer_from_args(args)
+        # A progress bar only for a person watching a terminal: in a log it is noise.
         progress = tqdm(list(zip(images, output_stems(images))), desc="localize", unit="img", file=sys.stderr,
-                        disable=args.quiet or len(images) < 2, leave=False)
+                        disable=args.quiet or len(images) < 2 or not sys.stderr.isatty(), leave=False)
         for source, stem in progress:
             row = localize_to_files(localizer, source, out_dir, stem, report=args.report)
             rows.append(row)
-            if row["error"] is not None:
+            if args.jsonl:
+                progress.write(json.dumps(_jsonl_record(row)), file=sys.stdout)
+            elif row["error"] is not None:
                 progress.write(f"error: {row['error']}", file=sys.stderr)
             elif not args.quiet:
-                progress.write(verdict_line(row, localizer.verdict_band, out_dir))
+                progress.write(verdict_line(row), file=sys.stdout)
                 for note in row["notes"]:
-                    progress.write(f"  note: {note}")
+                    progress.write(f"  note: {note}", file=sys.stdout)
         progress.close()
     sys.stderr.flush()
-    print(localize_summary(rows, empty_folders, out_dir), flush=True)
+    summary = localize_summary(rows, empty_folders, out_dir)
+    if args.jsonl:  # stdout holds the records alone, one JSON object a line
+        print(summary, file=sys.stderr, flush=True)
+    else:
+        if not args.quiet and localizer is not None and any(row["error"] is None for row in rows):
+            for line in legend_lines(localizer.result_band, str(out_dir)):
+                print(line)
+        print(summary, flush=True)
     return 1 if empty_folders or any(row["error"] is not None for row in rows) else 0
 
 
@@ -119,14 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     localize = commands.add_parser(
         "localize", help="heatmap, mask, overlay and JSON for each image",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Writes <name>_heatmap.png, <name>_mask.png, <name>_overlay.png and <name>.json per image, "
-                    "prints one line per image and a summary line on stdout (errors and progress on "
-                    "stderr); exit 1 if any image failed.",
+                    "prints one line per image, a short legend and a summary line on stdout (errors and, on a "
+                    "terminal, progress on stderr); exit 1 if any image failed.",
+        epilog="Each line: FILE: VERDICT SCORE | could show KINDS | mask SHARE\n"
+               "  SCORE     0 = no sign of editing, 1 = strong signs. The models' edges turn it into a verdict:\n"
+               "            \"likely manipulated\" from the upper edge; \"likely authentic\" below the lower edge,\n"
+               "            said only where the photo could show a pasted region (\"cannot tell\" where not);\n"
+               "            \"uncertain\" between. The legend after the lines states these models' edges.\n"
+               "  KINDS     the kinds of edit the photo's traces would have revealed (pastes, copies, AI fills).\n"
+               "  SHARE     how much of the photo the mask marks (no mask for \"likely authentic\").\n"
+               "docs/verdict.md says how the edges were chosen and how often each verdict was right.",
     )
     localize.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                           help="image files, or folders: their image files, not recursive, without the "
                                "reference masks beside their photos (boat_mask.png next to boat.jpg)")
-    localize.add_argument("--out", required=True, metavar="DIR")
+    localize.add_argument("--out", metavar="DIR", default=None,
+                          help=f"folder for the outputs (default: ./{DEFAULT_OUT}; the summary line names it)")
+    localize.add_argument("--jsonl", action="store_true",
+                          help="for scripts: one JSON object per image on stdout (file, verdict, probability, "
+                               "mask_fraction, readability, could_show, error, ...), the summary on stderr")
     localize.add_argument("--report", action="store_true",
                           help="also write <name>_report.html: one self-contained file to attach to a fact-check "
                                "(verdict, heatmap, mask, every evidence panel, file evidence, SHA-256, versions)")

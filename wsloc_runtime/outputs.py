@@ -20,7 +20,8 @@ from .errors import WslocError
 from .file_evidence import file_evidence_of
 from .imageio import describe_source, write_json_atomic, write_palette_png_atomic, write_png_atomic
 from .pipeline import Localizer, LocalizationResult, start_stage
-from .wording import band_in_words, verdict_sentence  # noqa: F401  (band_in_words: for importers)
+from .readability import could_show
+from .wording import band_in_words, verdict_sentence, verdict_short_line  # noqa: F401  (for importers)
 from .viz import heatmap_levels, heatmap_palette, mask_image, overlay
 
 log = logging.getLogger("wsloc")
@@ -127,7 +128,9 @@ def row_from_payload(payload: dict, source: str, stem: str) -> dict:
     if payload.get("verdict_band"):  # for the printed line; not a results.csv column
         row["verdict_band"] = list(payload["verdict_band"])
     if payload.get("readability"):  # likewise
-        row["readability"] = payload["readability"]["sentence"]
+        readability = payload["readability"]
+        row["readability"] = readability["sentence"]
+        row["could_show"] = could_show(readability["kinds"], readability["readable_from"])
     return row
 
 
@@ -167,9 +170,10 @@ def verdict_counts(rows: Sequence[dict]) -> str:
     return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
 
 
-def verdict_line(row: dict, band: Sequence[float], out_dir: Path) -> str:
-    """One image's result for people: the file, the verdict in sentences (see
-    :func:`verdict_sentence`; the row's own band when it has one) and where its files are."""
-    sentence = verdict_sentence(row["verdict"], row["probability"], row.get("verdict_band") or band,
-                                row["mask_fraction"], row.get("readability"))
-    return f"{row['file']}: {sentence} Files: {out_dir / row['stem']}_*.png"
+def verdict_line(row: dict) -> str:
+    """One image's result for people, in one line of at most :data:`~wsloc_runtime.wording.LINE_WIDTH`
+    characters: the file, the verdict and its score, what the photo could show, the mask's share
+    (:func:`~wsloc_runtime.wording.verdict_short_line`; the scale and edges are said once after all
+    lines, :func:`~wsloc_runtime.wording.legend_lines`)."""
+    return verdict_short_line(row["file"], row["verdict"], row["probability"], row.get("could_show"),
+                              row["mask_fraction"])

@@ -24,6 +24,8 @@ EDIT_KINDS: dict[str, tuple[str, str | None]] = {
     "copied": ("copied regions", "copy_move"),
     "generated": ("generated fills", None),
 }
+#: Each kind in one word, for the one-line summaries (``wsloc localize``).
+SHORT_NAMES = {"pasted": "pastes", "copied": "copies", "generated": "AI fills"}
 #: The kinds a "likely authentic" verdict speaks for: it is said only where each of them was
 #: readable (splices are the edit the detectors and the JPEG history are built for; a copy
 #: would show in the copy-move trace).
@@ -78,6 +80,14 @@ class Readability:
             "readable_from": self.readable_from,
             "sentence": self.sentence(),
         }
+
+
+def could_show(kinds: Mapping[str, float], readable_from: float) -> str:
+    """What the photo could show, in a few words for a one-line summary: ``"could show pastes,
+    copies"``, ``"could show no edit"``. ``kinds`` and ``readable_from`` as in :class:`Readability`
+    (and in its :meth:`Readability.summary`)."""
+    shown = [SHORT_NAMES.get(kind, kind) for kind, value in kinds.items() if value >= readable_from]
+    return "could show " + (", ".join(shown) if shown else "no edit")
 
 
 def _join(items: list[str]) -> str:

@@ -25,6 +25,54 @@ def band_in_words(band: Sequence[float]) -> str:
     return "these models never give a confident verdict"
 
 
+#: The longest line ``wsloc localize`` prints for one photo.
+LINE_WIDTH = 120
+
+
+def short_path(path: str, width: int) -> str:
+    """``path`` in at most ``width`` characters: whole when it fits, else its start cut with "..."
+    so that the file name itself stays readable."""
+    if len(path) <= width:
+        return path
+    return "..." + path[-max(1, width - 3):]
+
+
+def verdict_short_line(file: str, verdict: str, probability: float, could_show: str | None,
+                       mask_fraction: float | None, width: int = LINE_WIDTH) -> str:
+    """One photo in one line of at most ``width`` characters, for people scanning many:
+    ``boat.jpg: Uncertain 0.42 | could show pastes, copies | mask 22.4%``. The scale and the
+    verdicts' edges are said once for all lines (:func:`legend_lines`)."""
+    parts = [f"{verdict[0].upper()}{verdict[1:]} {probability:.2f}"]
+    if could_show:
+        parts.append(could_show)
+    if verdict == "likely authentic" or mask_fraction is None:
+        parts.append("no mask")
+    else:
+        parts.append(f"mask {100 * mask_fraction:.1f}%" if mask_fraction > 0 else "mask empty")
+    rest = ": " + " | ".join(parts)
+    return short_path(file, width - len(rest)) + rest
+
+
+def legend_lines(band: Sequence[float], out_dir: str | None = None) -> list[str]:
+    """What the one-line summaries mean, said once after them (each line at most :data:`LINE_WIDTH`):
+    the score's scale, the verdicts' edges for these models, what "could show" is, and where each
+    photo's files are."""
+    low, high = confident_edges((float(band[0]), float(band[1])))
+    lines = ["Score: 0 = no sign of editing, 1 = strong signs. "
+             + (f'"Likely manipulated" from {high:.2f}.' if high is not None else
+                'These models never say "likely manipulated".')]
+    if low is not None:
+        lines.append(f'"Likely authentic" below {low:.2f}, but only where the photo could show a pasted region '
+                     '("cannot tell" where not).')
+    else:
+        lines.append('These models never say "likely authentic"; "cannot tell": the photo could not show a pasted '
+                     'region.')
+    lines.append('"Could show": the kinds of edit its traces would have revealed (pastes, copies, AI fills).')
+    if out_dir is not None:
+        lines.append(f"Each photo's heatmap, mask, overlay and JSON: {out_dir.rstrip('/')}/NAME_*.png, NAME.json.")
+    return lines
+
+
 def verdict_sentence(verdict: str, probability: float, band: Sequence[float], mask_fraction: float | None,
                      readability: str | None = None) -> str:
     """The verdict as sentences a reader without the method can use: what it is, the score it rests
