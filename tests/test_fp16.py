@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("onnxconverter_common")
 
-from export.fp16 import check_parity, convert  # noqa: E402
+from export.fp16 import PARITY_TOLERANCE, check_parity, convert  # noqa: E402
 from tests.contract_models import build_contract_model  # noqa: E402
 from wsloc_runtime.wcbnet import WCBnetModel  # noqa: E402
 
@@ -14,7 +14,9 @@ def test_fp16_file_honours_the_contract_and_matches(tmp_path, splice):
     target = convert(source, tmp_path / "fp16" / "wcbnet2.onnx")
     model = WCBnetModel(target, providers=["CPUExecutionProvider"])
     assert model.config.model_version.endswith("+fp16")
-    assert all(d <= 2e-2 for d in check_parity(source, target).values())
+    # The export's stated float16 tolerance (export/fp16.py): relative to each output's largest
+    # magnitude, ~20 float16 ulps (eps16 ~ 9.8e-4) for weights and activations rounded to float16
+    assert all(d <= PARITY_TOLERANCE for d in check_parity(source, target).values())
     assert target.stat().st_size < source.stat().st_size or source.stat().st_size < 4096
 
 

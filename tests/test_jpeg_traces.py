@@ -105,6 +105,8 @@ def test_raw_inputs_stack_features_in_the_order_asked():
     stacked = raw_inputs(image, ["jpeg_dq", "sel", "jpeg_lattice"], sizes)
     assert [s.shape for s in stacked] == [(64, 96, 5), (32, 32, 5)]
     sel = resized_error_levels(image, sizes)
+    # exact: raw_inputs calls the same resized_error_levels / jpeg_traces on the same photo and only
+    # stacks (copies) their channels, so these are the same float computations, bit for bit
     for maps, expected in zip(stacked, sel):
         np.testing.assert_array_equal(select_channels(maps, ["jpeg_dq", "sel", "jpeg_lattice"], ["sel"]), expected)
     dq_only = raw_inputs(image, ["jpeg_dq"], sizes[:1])[0]
@@ -120,6 +122,8 @@ def test_scale_input_scales_each_feature_its_own_way():
     raw[..., 4] = -0.5  # lattice fit passes through
     raw[..., 5] = 6.0  # single-compression evidence is divided by SQ_SCALE
     scaled = scale_input(raw, ["sel", "jpeg_dq", "jpeg_lattice", "jpeg_sq"], "fixed", 16.0, 1.5)
+    # exact arithmetic (division by 16 and by SQ_SCALE = 4, clips, a pass-through): allclose's default
+    # rtol = 1e-7 is below one float32 ulp, so this is an equality check
     np.testing.assert_allclose(scaled[0, 0], [1.5, 1.5, 1.5, 4.0, -0.5, 1.5])
     with pytest.raises(ValueError, match="channels"):
         scale_input(raw[..., :4], ["sel", "jpeg_dq", "jpeg_lattice", "jpeg_sq"], "fixed", 16.0, 1.5)

@@ -22,6 +22,10 @@ from wsloc_runtime.regions import (
 )
 
 
+EPS32 = float(np.finfo(np.float32).eps)
+EPS64 = float(np.finfo(np.float64).eps)
+
+
 def test_grad_cam_matches_hand_computation():
     features = np.zeros((2, 2, 2), np.float32)
     features[..., 0] = [[1, 2], [3, 4]]
@@ -30,7 +34,7 @@ def test_grad_cam_matches_hand_computation():
     gradient[..., 0] = 0.5  # alpha_0 = 0.5
     gradient[..., 1] = [[-1, -1], [-1, -1]]  # alpha_1 = -1
     expected = np.maximum(0.5 * features[..., 0] - features[..., 1], 0)  # [[0,0],[0,1]]
-    np.testing.assert_allclose(grad_cam(features, gradient), expected)
+    np.testing.assert_allclose(grad_cam(features, gradient), expected)  # small integers and halves: exact
     assert grad_cam(features, gradient)[1, 1] == pytest.approx(1.0)
 
 
@@ -48,7 +52,9 @@ def test_normalize_and_upsample():
 
 def test_geometric_mean_of_equal_maps_is_the_map_rescaled():
     a = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
-    np.testing.assert_allclose(geometric_mean_fusion([a, a, a], epsilon=0.0), a, atol=1e-6)
+    # exp(mean(log a)) in float64 is within a few eps64 of a; the float32 cast of a value <= 1 then
+    # rounds by <= eps32 / 2: one float32 ulp of 1 covers both
+    np.testing.assert_allclose(geometric_mean_fusion([a, a, a], epsilon=0.0), a, rtol=0, atol=EPS32)
 
 
 def test_geometric_mean_with_a_zero_map_keeps_what_the_others_see():
@@ -67,21 +73,26 @@ def test_geometric_mean_hand_value():
     raw = ((0.2 + 0.1) * (0.4 + 0.1) * (0.8 + 0.1)) ** (1 / 3)
     low, high = 0.1, 1.1  # the all-zero and all-one pixels
     fused = geometric_mean_fusion([a, b, c], epsilon=0.1)
-    np.testing.assert_allclose(fused[0], [(raw - low) / (high - low), 0.0, 1.0], rtol=1e-6)
+    # The code reads float32 maps (0.2f = 0.2 (1 + ~eps32 / 4)): the geometric mean's inputs are within
+    # eps32 / 2 relative, so is their mean, amplified by raw / (raw - low) ~ 1.2 by the rescaling; the
+    # float32 cast adds eps32 / 2 (the 0 and 1 are exact: min and max map to (x - x) / d and d / d)
+    np.testing.assert_allclose(fused[0], [(raw - low) / (high - low), 0.0, 1.0], rtol=2 * EPS32, atol=0)
 
 
 def test_inside_distance_of_a_square():
     mask = np.zeros((9, 9), bool)
     mask[2:7, 2:7] = True  # 5x5 square
     distance = inside_distance(mask)
-    assert distance[4, 4] == pytest.approx(3.0, abs=0.05)  # three steps to the first outside pixel
-    assert distance[2, 4] == pytest.approx(1.0, abs=0.05)
+    # DIST_MASK_PRECISE is the exact Euclidean transform, in float32: an integer distance d is within
+    # a few float32 roundings (the square root of d^2) of d: 4 * eps32 * d
+    assert distance[4, 4] == pytest.approx(3.0, abs=4 * EPS32 * 3.0)  # three steps to the first outside pixel
+    assert distance[2, 4] == pytest.approx(1.0, abs=4 * EPS32)
     assert distance[0, 0] == 0
 
 
 def test_image_border_counts_as_boundary():
     mask = np.ones((5, 5), bool)
-    assert inside_distance(mask)[0, 2] == pytest.approx(1.0, abs=0.05)
+    assert inside_distance(mask)[0, 2] == pytest.approx(1.0, abs=4 * EPS32)  # exact transform, float32
 
 
 def gaussian(shape, centre, sigma):
@@ -101,7 +112,7 @@ def test_square_under_gaussian_wins_similarity():
     index, score, scores = select_region(regions, activation)
     assert index == 2
     assert scores[2] > 5 * max(scores[0], scores[1])
-    assert score == pytest.approx(scores[2])
+    assert score == scores[2]  # exact: select_region returns the chosen region's own score
 
 
 def test_similarity_matches_formula_on_whole_image():
@@ -110,8 +121,13 @@ def test_similarity_matches_formula_on_whole_image():
     mask = np.zeros((20, 30), bool)
     mask[3:15, 5:22] = True
     mask[8:10, 25:28] = True  # a second component: the crop must cover both
-    expected = float((inside_distance(mask) * activation).sum() / mask.sum())
-    assert region_similarity(Regions(mask[None]), activation)[0] == pytest.approx(expected, rel=1e-6)
+    distance = inside_distance(mask)
+    expected = float((distance * activation).sum() / mask.sum())
+    # float32 sums (here of the whole image, in the code of a crop) of n terms of size <= S are within
+    # n * eps32 * S of the exact sum; divided by n that is eps32 * S, plus the division's own rounding
+    terms = distance * activation
+    tolerance = EPS32 * float(terms.max()) + EPS32 * expected
+    assert region_similarity(Regions(mask[None]), activation)[0] == pytest.approx(expected, abs=tolerance)
 
 
 def test_similarity_of_empty_region_is_zero_and_no_regions_gives_minus_one():
@@ -140,7 +156,11 @@ def test_soft_dice_is_the_regions_dice_with_the_prior_as_truth():
     prior = rng.random((30, 40)).astype(np.float32)
     regions = _squares((30, 40), (5, 5, 12), (0, 0, 30))
     expected = [2 * prior[m].sum() / (prior.sum() + m.sum()) for m in regions.masks]
-    assert soft_dice(regions, prior) == pytest.approx(expected, rel=1e-6)
+    # The code sums in float64, the reference above in float32: a float32 sum of n terms <= 1 is within
+    # n * eps32 of the exact one, relative to the numerator's and the denominator's sums
+    rel = [int(m.sum()) * EPS32 / float(prior[m].sum()) + prior.size * EPS32 / float(prior.sum() + m.sum()) + EPS32
+           for m in regions.masks]
+    assert soft_dice(regions, prior) == pytest.approx(expected, rel=max(rel))
     exact = regions.masks[0].astype(np.float32)
     assert soft_dice(regions, exact)[0] == pytest.approx(1.0)
     assert select_region(regions, exact, "soft_dice")[0] == 0
@@ -164,7 +184,10 @@ def test_bayesian_enhancement_equals_bayes_rule_by_hand():
     for (i, j), a in np.ndenumerate(prior.astype(np.float64)):
         lm, lp = (l1, l0) if region[i, j] else (1 - l1, 1 - l0)
         expected[i, j] = lm * a / (lm * a + lp * (1 - a))
-    np.testing.assert_allclose(bayesian_enhancement(prior, region, eps=0.0), expected, rtol=1e-6)
+    # The reference's l1, l0 read the float32 sum prior.sum() and float64 0.9 + 0.6 (vs 0.9f + 0.6f):
+    # each is within eps32 relative of the code's float64 ones; the posterior's relative change is at
+    # most that of lm plus that of lp (each enters with a weight <= 1), and the float32 cast adds eps32 / 2
+    np.testing.assert_allclose(bayesian_enhancement(prior, region, eps=0.0), expected, rtol=3 * EPS32)
 
 
 def test_informative_region_raises_inside_and_lowers_outside():
@@ -172,15 +195,18 @@ def test_informative_region_raises_inside_and_lowers_outside():
     region = np.zeros((32, 32), bool)
     region[10:23, 10:23] = True
     posterior = bayesian_enhancement(prior, region)
-    assert (posterior[region] >= prior[region] - 1e-6).all()
-    assert (posterior[~region] <= prior[~region] + 1e-6).all()
+    # float64 inside, cast to float32: one float32 rounding of values <= 1, i.e. <= eps32 / 2
+    assert (posterior[region] >= prior[region] - EPS32).all()
+    assert (posterior[~region] <= prior[~region] + EPS32).all()
 
 
 def test_uninformative_region_leaves_the_map_unchanged():
     prior = np.full((10, 10), 0.3, np.float32)
     region = np.zeros((10, 10), bool)
     region[:5] = True
-    np.testing.assert_allclose(bayesian_enhancement(prior, region), prior, atol=1e-5)
+    # l1 = (15 + eps) / (30 + 2 eps) = l0 = (35 + eps) / (70 + 2 eps) = 1/2 exactly; their float64 sums
+    # of <= 100 terms differ by <= 100 eps64, far under the float32 cast's rounding of values <= 1
+    np.testing.assert_allclose(bayesian_enhancement(prior, region), prior, rtol=0, atol=EPS32)
 
 
 def test_connected_regions_splits_each_class_into_components():
@@ -200,7 +226,8 @@ def test_roc_auc_with_ties_matches_pair_counting():
     truth = np.array([0, 1, 0, 1, 1, 0], bool)
     pairs = [(p, n) for p in scores[truth] for n in scores[~truth]]
     expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
-    assert roc_auc(scores, truth) == pytest.approx(expected)
+    # both are one correctly rounded division of the same rational (sums of halves are exact)
+    assert roc_auc(scores, truth) == pytest.approx(expected, rel=EPS64)
     assert math.isnan(roc_auc(scores, np.ones(6, bool)))
 
 
@@ -209,7 +236,8 @@ def test_best_f1_matches_brute_force():
     scores = rng.integers(0, 5, 200) / 4.0
     truth = rng.random(200) < 0.3
     brute = max(f1_iou_at(scores, truth, t)[0] for t in np.unique(scores))
-    assert best_f1(scores, truth) == pytest.approx(brute)
+    # the same ratio 2 tp / (2 tp + fp + fn) of integer counts, in float64 by two code paths
+    assert best_f1(scores, truth) == pytest.approx(brute, rel=4 * EPS64)
 
 
 def test_f1_and_iou_by_hand():

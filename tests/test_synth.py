@@ -62,11 +62,14 @@ def test_synthesize_writes_manifest_and_sel_cache(tmp_path):
     np.testing.assert_array_equal(labels, [r.label for r in records])
     rgb = cv2.cvtColor(cv2.imread(str(records[3].image)), cv2.COLOR_BGR2RGB)
     expected = resized_error_levels(rgb, [(64, 64)], 90)[0]
-    np.testing.assert_allclose(sel[3].astype(np.float32), expected, atol=0.05, rtol=1e-3)
+    # The cache stores the same float32 SEL rounded to float16 (round to nearest): within eps16 / 2
+    # relative for normal values, and within half the smallest subnormal step (2**-25) below them
+    np.testing.assert_allclose(sel[3].astype(np.float32), expected, rtol=np.finfo(np.float16).eps / 2, atol=2.0**-25)
     mtime = cache.stat().st_mtime_ns
     build_input_cache(records, cache, (64, 64), workers=1)
     assert cache.stat().st_mtime_ns == mtime, "an up-to-date cache must be reused"
     x, y = next(iterate_batches(sel, labels, 4, ("fixed", 16.0, 8.0)))
+    # the same function on the same float16 -> float32 values: default rtol 1e-7 (below an ulp) is equality
     np.testing.assert_allclose(x[0], scale_error_levels(sel[0].astype(np.float32), "fixed", 16.0, 8.0))
     assert x.shape == (4, 64, 64, 3) and y.shape == (4, 1)
 

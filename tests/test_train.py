@@ -135,7 +135,9 @@ def test_torch_backend_training_with_budget_converts_to_matching_onnx(tmp_path):
     state = json.loads((run_dir / "state.json").read_text())
     assert len(history) == 1 and state["epoch"] == 1 and state["best_epoch"] == 1 and state["lr_lowered"]
     assert 8 <= history[0]["train_images"] < 800
-    assert history[0]["learning_rate"] == pytest.approx(1e-4, rel=1e-3)
+    # the optimizer holds the rate as a float32 (1e-4 lowered from 1e-3 by a float32 product): within
+    # a few float32 roundings, 4 * eps32 relative
+    assert history[0]["learning_rate"] == pytest.approx(1e-4, rel=4 * float(np.finfo(np.float32).eps))
     assert (run_dir / "best.weights.h5").is_file() and (run_dir / "last.weights.h5").is_file()
     assert not (run_dir / "test_metrics.json").exists()  # --test-count 0: no test report here
 
@@ -144,6 +146,8 @@ def test_torch_backend_training_with_budget_converts_to_matching_onnx(tmp_path):
     _python(["-c", PREDICT, str(run_dir), str(tmp_path / "tf.npy")], "tensorflow", tmp_path)
     torch_logits, tf_logits = np.load(tmp_path / "torch.npy"), np.load(tmp_path / "tf.npy")
     assert torch_logits.shape == (3, 3)
+    # the export's stated parity tolerance (export/convert.py PARITY_ATOL = 1e-4, relative to max(1, max|logit|)):
+    # float32 both sides, different backends' kernels and summation orders
     np.testing.assert_allclose(tf_logits, torch_logits, atol=1e-4 * max(1.0, float(np.abs(torch_logits).max())))
     _python(["-m", "export.convert", "--run", str(run_dir), "--out", str(tmp_path / "onnx"), "--variants", "3"],
             "tensorflow", tmp_path)
