@@ -145,3 +145,67 @@ def test_tiny_photo_cannot_be_judged():
     assert reading.reliability == 0.0 and reading.strength == 0.0
     assert "too small" in reading.reason
     assert reading.map.shape == (20, 30)
+
+
+# --------------------------------------------------------------------------- copies told from look-alikes
+
+
+def _scene(seed: int) -> tuple[np.ndarray, np.random.Generator, np.ndarray]:
+    """A blurred coffee-cup background (no texture of its own to match) and a textured object."""
+    background = cv2.GaussianBlur(cv2.resize(data.coffee(), (640, 480), interpolation=cv2.INTER_AREA)
+                                  .astype(np.float32), (0, 0), 3)
+    thing = cv2.resize(data.astronaut()[40:260, 140:360], (150, 150), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return background, np.random.default_rng(seed), thing
+
+
+def _place(canvas: np.ndarray, patch: np.ndarray, x: int, y: int, corner_shifts) -> None:
+    """``patch`` drawn on ``canvas`` at (x, y), its corners moved by ``corner_shifts`` (a view from
+    another angle: a perspective, not a similarity)."""
+    h, w = patch.shape[:2]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    homography = cv2.getPerspectiveTransform(corners, corners + np.float32(corner_shifts) + np.float32([x, y]))
+    size = canvas.shape[1::-1]
+    drawn = cv2.warpPerspective(patch, homography, size, flags=cv2.INTER_LINEAR)
+    inside = cv2.warpPerspective(np.ones((h, w), np.float32), homography, size) > 0.5
+    canvas[inside] = drawn[inside]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_two_real_lookalikes_photographed_apart_are_not_a_copy(seed):
+    """Two prints of one object, each seen from its own angle and each with its own sensor noise
+    (COVERAGE's originals: two bottles of one brand): the matches agree only roughly with one
+    similarity transform, so the reading says "look alike", not "copy", at LOOKALIKE_STRENGTH."""
+    from wsloc_runtime.evidence.copy_move import LOOKALIKE_STRENGTH, MAX_COPY_MISFIT
+
+    canvas, rng, thing = _scene(seed)
+    _place(canvas, thing, 60, 150, np.zeros((4, 2)))
+    _place(canvas, thing, 400, 160, [[3, -4], [-2, 2], [4, 3], [-3, -2]])
+    photo = np.clip(canvas + rng.normal(0, 2.0, canvas.shape), 0, 255).astype(np.uint8)
+    reading = copy_move_evidence(photo)
+    assert reading.details["copies"] == 0 and reading.details["lookalikes"] >= 1, reading.details
+    assert reading.details["misfit_px"] > MAX_COPY_MISFIT
+    assert reading.strength == LOOKALIKE_STRENGTH
+    assert "look alike but are not a copy" in reading.reason and "copies of each other" not in reading.reason
+
+
+@pytest.mark.parametrize("angle", [0.0, 10.0, 25.0])
+def test_a_clone_with_its_grain_copied_is_a_copy(angle):
+    """The same object area cut from the photo (its noise with it), rotated and pasted: one transform
+    explains every match to a fraction of a pixel (pixel for pixel when not rotated)."""
+    from wsloc_runtime.evidence.copy_move import MAX_COPY_MISFIT
+
+    canvas, rng, thing = _scene(0)
+    _place(canvas, thing, 60, 150, np.zeros((4, 2)))
+    photo = np.clip(canvas + rng.normal(0, 2.0, canvas.shape), 0, 255).astype(np.float32)
+    rotation = cv2.getRotationMatrix2D((75, 75), angle, 1.0)
+    patch = cv2.warpAffine(photo[150:300, 60:210].copy(), rotation, (150, 150), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    rows, columns = np.mgrid[:150, :150]
+    disk = (rows - 75) ** 2 + (columns - 75) ** 2 < 70 ** 2
+    photo[160:310, 400:550][disk] = patch[disk]
+    reading = copy_move_evidence(photo.astype(np.uint8))
+    assert reading.details["copies"] >= 1 and reading.details["lookalikes"] == 0, reading.details
+    assert reading.details["misfit_px"] <= MAX_COPY_MISFIT and reading.strength > 0.5
+    assert reading.details["grain_correlation"] > 0.9  # the grain came with the copy
+    assert "copies of each other" in reading.reason
+    assert ("pixel for pixel" if angle == 0 else "as only a copy does") in reading.reason
