@@ -36,7 +36,7 @@ import numpy as np
 
 from wsloc_runtime.evaluate import CONFIDENT_VERDICTS, count_verdicts
 from wsloc_runtime.pipeline import verdict_of
-from wsloc_runtime.readability import READABILITY_EVIDENCE
+from wsloc_runtime.readability import READABILITY_EVIDENCE, VERDICT_KINDS
 
 DEFAULT_SETS = ("casia1-dev-swap", "noso")
 
@@ -98,21 +98,28 @@ class PhotoRow:
 
 
 def rows_from_evaluation(report: dict) -> list[PhotoRow]:
-    """The scored photos of one ``wsloc evaluate`` report (default pipeline, rows with evidence)."""
+    """The scored photos of one ``wsloc evaluate`` report, in either fusion mode: the readability is
+    the row's own (``readability.kinds`` of the kinds "likely authentic" speaks for, which the paper's
+    mode reads too), or, in older reports, the reliability of the evidence behind them."""
     rows = []
     for row in report["per_image"]:
         if row.get("tampered") is None or row.get("probability") is None:
             continue
-        evidence = row.get("evidence") or {}
-        readability = min((evidence.get(name, {}).get("reliability", 0.0) for name in READABILITY_EVIDENCE),
-                          default=0.0)
+        kinds = (row.get("readability") or {}).get("kinds")
+        if kinds:
+            readability = min(float(kinds.get(kind, 0.0)) for kind in VERDICT_KINDS)
+        else:
+            evidence = row.get("evidence") or {}
+            readability = min((evidence.get(name, {}).get("reliability", 0.0) for name in READABILITY_EVIDENCE),
+                              default=0.0)
         rows.append(PhotoRow(float(row["probability"]), bool(row["tampered"]), float(readability)))
     return rows
 
 
-def verdicts_of(rows: Sequence[PhotoRow], band: tuple[float, float], readable_from: float) -> list[str]:
+def verdicts_of(rows: Sequence[PhotoRow], band: tuple[float, float], readable_from: float,
+                margin: float = 0.0) -> list[str]:
     """The runtime's verdict for each row (``wsloc_runtime.pipeline.verdict_of``, the same function)."""
-    return [verdict_of(r.probability, band, r.readability >= readable_from) for r in rows]
+    return [verdict_of(r.probability, band, r.readability >= readable_from, r.readability, margin) for r in rows]
 
 
 def verdict_table(rows: Sequence[PhotoRow], verdicts: Sequence[str]) -> dict:
@@ -135,29 +142,48 @@ def _meets(tables: Sequence[dict], verdict: str, precision: float, min_said: int
                for t in tables)
 
 
+#: Readability margins the rule chooses among (docs/verdict.md, issue 35's rule).
+MARGIN_CANDIDATES = (0.0, 0.05, 0.1)
+#: The most "likely manipulated" may be said of the guard's photos (all authentic), as a share.
+GUARD_MAX_ACCUSED = 0.02
+
+
+def _guard_holds(guard: Sequence[PhotoRow] | None, band, readable_from: float, margin: float) -> bool:
+    if not guard:
+        return True
+    said = sum(1 for v in verdicts_of(guard, band, readable_from, margin) if v == "likely manipulated")
+    return said <= GUARD_MAX_ACCUSED * len(guard)
+
+
 def choose_verdict_rule(sets: dict[str, Sequence[PhotoRow]], precision: float = 0.9,
                         min_said: int = MIN_SAID_PER_SET,
-                        readable_candidates: Sequence[float] = READABLE_FROM_CANDIDATES) -> dict:
-    """The band and ``readable_from`` by the rule of ``docs/verdict.md``.
+                        readable_candidates: Sequence[float] = READABLE_FROM_CANDIDATES,
+                        guard: Sequence[PhotoRow] | None = None,
+                        margin_candidates: Sequence[float] = (0.0,)) -> dict:
+    """The band, ``readable_from`` and readability margin by the rule of ``docs/verdict.md``.
 
-    The upper edge is the lowest probability at which "likely manipulated" meets the precision on
-    every set where it is said ``min_said`` times and pooled (1.0, "never", when none does); for
-    each readability threshold the lower edge is the highest at which "likely authentic" does
-    (0.0 when none); the threshold whose verdicts give the most photos a correct confident verdict,
-    averaged over the sets, wins (ties: the higher threshold).
+    For each margin, the upper edge is the lowest probability at which "likely manipulated" meets
+    the precision on every set where it is said ``min_said`` times and pooled, and (with a
+    ``guard`` of authentic photos) is said of at most :data:`GUARD_MAX_ACCUSED` of the guard's
+    photos (1.0, "never", when none does); for each readability threshold the lower edge is the
+    highest at which "likely authentic" does (0.0 when none); the candidate whose verdicts give the
+    most photos a correct confident verdict, averaged over the sets, wins (ties: the higher
+    threshold, then the larger margin).
 
     Returns:
-        ``{"verdict_band": [low, high], "readable_from": t, "objective": ..., "per_set": {...},
-        "candidates": [...]}``.
+        ``{"verdict_band": [low, high], "readable_from": t, "margin": m, "objective": ...,
+        "per_set": {...}, "guard": {...}, "candidates": [...]}``.
     """
     if not sets:
         raise ValueError("no sets to choose on")
     if not 0.5 < precision <= 1.0:
         raise ValueError(f"precision must be in (0.5, 1], got {precision}")
-    every = np.unique(np.concatenate([[r.probability for r in rows] for rows in sets.values()]))
+    every = np.unique(np.concatenate([[r.probability for r in rows] for rows in sets.values()]
+                                     + ([[r.probability for r in guard]] if guard else [])))
 
-    def tables(band, readable_from):
-        return {name: verdict_table(rows, verdicts_of(rows, band, readable_from)) for name, rows in sets.items()}
+    def tables(band, readable_from, margin):
+        return {name: verdict_table(rows, verdicts_of(rows, band, readable_from, margin))
+                for name, rows in sets.items()}
 
     def between(threshold: float) -> float:
         """The edge halfway down to the next observed probability: it splits the photos as
@@ -165,31 +191,92 @@ def choose_verdict_rule(sets: dict[str, Sequence[PhotoRow]], precision: float = 
         below = every[every < threshold]
         return float((threshold + below[-1]) / 2) if below.size else float(threshold)
 
-    high = 1.0
-    for threshold in every:  # ascending: the first that qualifies is the lowest
-        if threshold <= 0.0:
-            continue
-        if _meets(list(tables((0.0, float(threshold)), 1.0).values()), "likely manipulated", precision, min_said):
-            high = between(threshold)
-            break
     candidates = []
-    for readable_from in readable_candidates:
-        low = 0.0
-        for threshold in np.append(every, 1.0)[::-1]:  # descending: the first that qualifies is the highest
-            if threshold > high or threshold <= 0.0:
+    for margin in margin_candidates:
+        high = 1.0
+        for threshold in every:  # ascending: the first that qualifies is the lowest
+            if threshold <= 0.0:
                 continue
-            if _meets(list(tables((float(threshold), high), readable_from).values()), "likely authentic",
-                      precision, min_said):
-                low = min(between(threshold), high)
+            band = (0.0, float(threshold))
+            # Constraints on the edge itself, then where it lands after placing it between two scores.
+            if (_meets(list(tables(band, 1.0, margin).values()), "likely manipulated", precision, min_said)
+                    and _guard_holds(guard, (0.0, between(threshold)), 1.0, margin)):
+                high = between(threshold)
                 break
-        low, high_edge = round(low, 4), round(high, 4)
-        per_set = tables((low, high_edge), readable_from)  # the verdicts the rounded edges give
-        objective = float(np.mean([t["correct_confident_share"] for t in per_set.values()]))
-        candidates.append({"readable_from": readable_from, "verdict_band": [low, high_edge],
-                           "objective": round(objective, 4), "per_set": per_set})
-    best = max(candidates, key=lambda c: (c["objective"], c["readable_from"]))
-    return {**best, "candidates": [{k: v for k, v in c.items() if k != "per_set"} for c in candidates],
+        for readable_from in readable_candidates:
+            low = 0.0
+            for threshold in np.append(every, 1.0)[::-1]:  # descending: the first that qualifies is the highest
+                if threshold > high or threshold <= 0.0:
+                    continue
+                if _meets(list(tables((float(threshold), high), readable_from, margin).values()), "likely authentic",
+                          precision, min_said):
+                    low = min(between(threshold), high)
+                    break
+            low, high_edge = round(low, 4), round(high, 4)
+            per_set = tables((low, high_edge), readable_from, margin)  # the verdicts the rounded edges give
+            objective = float(np.mean([t["correct_confident_share"] for t in per_set.values()]))
+            guard_table = (verdict_table(guard, verdicts_of(guard, (low, high_edge), readable_from, margin))
+                           if guard else None)
+            candidates.append({"readable_from": readable_from, "margin": margin, "verdict_band": [low, high_edge],
+                               "objective": round(objective, 4), "per_set": per_set, "guard": guard_table})
+    best = max(candidates, key=lambda c: (c["objective"], c["readable_from"], c["margin"]))
+    return {**best, "candidates": [{k: v for k, v in c.items() if k not in ("per_set", "guard")} for c in candidates],
             "precision": precision, "min_said": min_said}
+
+
+def leave_one_set_out(sets: dict[str, Sequence[PhotoRow]], precision: float = 0.9,
+                      min_said: int = MIN_SAID_PER_SET, guard: Sequence[PhotoRow] | None = None,
+                      margin_candidates: Sequence[float] = (0.0,)) -> dict:
+    """Each set's verdicts counted with the edges :func:`choose_verdict_rule` chose on the other sets
+    (and the guard), and, per confident verdict, the lowest of those held-out precisions over the
+    sets where it was said ``min_said`` times (the number the README states), or the pooled one
+    where no set reaches that.
+
+    Returns:
+        ``{"held_out": {set: {"rule": {...}, "table": {...}}}, "stated": {verdict: {...}}}``.
+    """
+    held_out = {}
+    for name, rows in sets.items():
+        others = {other: r for other, r in sets.items() if other != name}
+        rule = choose_verdict_rule(others, precision, min_said, guard=guard, margin_candidates=margin_candidates)
+        band = tuple(rule["verdict_band"])
+        table = verdict_table(rows, verdicts_of(rows, band, rule["readable_from"], rule["margin"]))
+        held_out[name] = {"rule": {k: rule[k] for k in ("verdict_band", "readable_from", "margin")}, "table": table}
+    stated = {}
+    for verdict in CONFIDENT_VERDICTS:
+        counted = [(name, h["table"][verdict]["said"], h["table"][verdict]["right"]) for name, h in held_out.items()]
+        enough = [(name, said, right) for name, said, right in counted if said >= min_said]
+        if enough:
+            name, said, right = min(enough, key=lambda item: item[2] / item[1])
+            stated[verdict] = {"precision": round(right / said, 4), "right": right, "said": said, "set": name,
+                               "basis": f"the lowest held-out precision over the sets where said >= {min_said} times"}
+        else:
+            said = sum(item[1] for item in counted)
+            right = sum(item[2] for item in counted)
+            stated[verdict] = {"precision": round(right / said, 4) if said else None, "right": right, "said": said,
+                               "set": None, "basis": f"pooled over the held-out sets (none said it {min_said} times)"}
+    return {"held_out": held_out, "stated": stated}
+
+
+def loso_markdown(result: dict) -> str:
+    """The leave-one-set-out table as docs/verdict.md shows it."""
+    lines = ["| held-out set | edges chosen without it (band, readable_from, margin) | \"likely manipulated\": said, right "
+             "| \"likely authentic\": said, right | forgeries caught |", "| --- | --- | --- | --- | --- |"]
+    for name, held in result["held_out"].items():
+        rule, table = held["rule"], held["table"]
+
+        def cell(verdict):
+            said, right = table[verdict]["said"], table[verdict]["right"]
+            return f"{said}, {100 * right / said:.1f} %" if said else "0"
+
+        caught = table.get("forgeries_caught")
+        lines.append(f"| {name} | ({rule['verdict_band'][0]}, {rule['verdict_band'][1]}), {rule['readable_from']}, "
+                     f"{rule['margin']} | {cell('likely manipulated')} | {cell('likely authentic')} | "
+                     f"{'-' if caught is None else f'{100 * caught:.1f} %'} |")
+    for verdict, stated in result["stated"].items():
+        lines.append(f"\nStated for \"{verdict}\": {stated['precision']} ({stated['right']} of {stated['said']}"
+                     + (f", {stated['set']}" if stated['set'] else "") + f"; {stated['basis']}).")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -202,11 +289,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), help="with --report: the sets to read")
     parser.add_argument("--precision", type=float, default=0.9)
     parser.add_argument("--min-count", type=int, default=5, help="with --report: photos each side needs")
+    parser.add_argument("--guard", metavar="SET.json",
+                        help="with --evaluations: an evaluate report of authentic photos (studies.resave_chains) on "
+                             f"which \"likely manipulated\" may be said of at most {GUARD_MAX_ACCUSED:.0%}")
+    parser.add_argument("--margins", action="store_true",
+                        help=f"with --evaluations: choose a readability margin among {MARGIN_CANDIDATES} too")
+    parser.add_argument("--leave-one-out", action="store_true",
+                        help="with --evaluations: also each set counted with the edges chosen on the others")
     args = parser.parse_args(argv)
     if args.evaluations:
         sets = {Path(path).stem: rows_from_evaluation(json.loads(Path(path).read_text()))
                 for path in args.evaluations}
-        print(json.dumps(choose_verdict_rule(sets, args.precision), indent=1))
+        guard = rows_from_evaluation(json.loads(Path(args.guard).read_text())) if args.guard else None
+        margins = MARGIN_CANDIDATES if args.margins else (0.0,)
+        result = choose_verdict_rule(sets, args.precision, guard=guard, margin_candidates=margins)
+        if args.leave_one_out:
+            result["leave_one_out"] = leave_one_set_out(sets, args.precision, guard=guard, margin_candidates=margins)
+        print(json.dumps(result, indent=1))
+        if args.leave_one_out:
+            print(loso_markdown(result["leave_one_out"]))
         return
     scores, truth = scores_from_report(json.loads(Path(args.report).read_text()), args.sets)
     low, high = choose_band(scores, truth, args.precision, args.min_count)

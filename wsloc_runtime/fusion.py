@@ -104,6 +104,14 @@ class FusionSettings:
     #: Reliability from which a kind of edit counts as readable on a photo
     #: (``wsloc_runtime.readability``), chosen with the band by ``studies.verdict_band``.
     readable_from: float = DEFAULT_READABLE_FROM
+    #: How far the upper edge rises on a partly readable photo: "likely manipulated" from
+    #: ``high + verdict_margin * (1 - readability)`` (``studies.verdict_band``, issue 35's rule).
+    verdict_margin: float = 0.0
+    #: The same three for ``fusion="paper"``, chosen by the same rule on that mode's scores; a
+    #: ``paper_verdict_band`` of None leaves the models' own band (their config's) in force.
+    paper_verdict_band: tuple[float, float] | None = None
+    paper_readable_from: float = DEFAULT_READABLE_FROM
+    paper_verdict_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if self.region_choice not in REGION_CHOICES:

@@ -109,12 +109,17 @@ def confident_edges(band: tuple[float, float]) -> tuple[float | None, float | No
     return (low if low > 0.0 else None), (high if high < 1.0 else None)
 
 
-def verdict_of(probability: float, band: tuple[float, float], readable: bool = True) -> str:
-    """"likely manipulated" at or above the band's upper edge; on a photo whose traces could not have
+def verdict_of(probability: float, band: tuple[float, float], readable: bool = True, readability: float = 1.0,
+               margin: float = 0.0) -> str:
+    """"likely manipulated" at or above the band's upper edge raised by ``margin * (1 - readability)``
+    (a partly readable photo needs a higher score; ``readability`` is the reliability, in [0, 1], of
+    the evidence for the kinds "likely authentic" speaks for); on a photo whose traces could not have
     shown an edit (``readable`` False, see :mod:`wsloc_runtime.readability`) "cannot tell" below it;
     otherwise "likely authentic" below the band's lower edge and "uncertain" between them (see
     :func:`confident_edges` for the never-confident sides)."""
     low, high = confident_edges(band)
+    if high is not None:
+        high += margin * (1.0 - min(1.0, max(0.0, float(readability))))
     if high is not None and probability >= high:
         return "likely manipulated"
     if not readable:
@@ -217,6 +222,8 @@ class LocalizationResult:
     segmenter: str
     test_time_views: str = DEFAULT_TEST_TIME_VIEWS
     verdict_band: tuple[float, float] = (0.5, 0.5)
+    #: The upper edge rises by this times (1 - readability) (:func:`verdict_of`).
+    verdict_margin: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     providers: dict[str, list[str]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
@@ -241,7 +248,8 @@ class LocalizationResult:
         photo's traces could not have shown an edit (``readability``), "cannot tell" replaces both
         "likely authentic" and "uncertain".
         """
-        return verdict_of(self.probability, self.verdict_band, self.readable)
+        level = self.readability.level if self.readability is not None else 1.0
+        return verdict_of(self.probability, self.verdict_band, self.readable, level, self.verdict_margin)
 
     @property
     def readability_sentence(self) -> str | None:
@@ -302,6 +310,7 @@ class LocalizationResult:
             "is_manipulated": self.is_manipulated,
             "verdict": self.verdict,
             "verdict_band": [round(float(edge), 6) for edge in self.verdict_band],
+            "verdict_margin": self.verdict_margin,
             "decision_threshold": self.decision_threshold,
             "variant_probabilities": {k: round(float(v), 6) for k, v in self.variant_probabilities.items()},
             "test_time_views": self.test_time_views,
@@ -410,9 +419,24 @@ class Localizer:
 
     @property
     def result_band(self) -> tuple[float, float]:
-        """The verdict band of the probability this Localizer reports: the models' own band with
-        ``fusion="paper"``, the fusion's (chosen on the fused probabilities) otherwise."""
-        return self.verdict_band if self.fusion == "paper" else self.fusion_settings.verdict_band
+        """The verdict band of the probability this Localizer reports, chosen on that probability:
+        with ``fusion="paper"`` the paper mode's (the models' own band where none was chosen), the
+        fusion's otherwise."""
+        if self.fusion == "paper":
+            return tuple(self.fusion_settings.paper_verdict_band or self.verdict_band)
+        return self.fusion_settings.verdict_band
+
+    @property
+    def result_readable_from(self) -> float:
+        """The readability threshold chosen with :attr:`result_band`."""
+        settings = self.fusion_settings
+        return settings.paper_readable_from if self.fusion == "paper" else settings.readable_from
+
+    @property
+    def result_margin(self) -> float:
+        """The readability margin chosen with :attr:`result_band` (:func:`verdict_of`)."""
+        settings = self.fusion_settings
+        return settings.paper_verdict_margin if self.fusion == "paper" else settings.verdict_margin
 
     def with_segmenter(self, segmenter: str | Segmenter, segmenter_options: dict | None = None) -> "Localizer":
         """A Localizer that shares this one's WCBnet sessions but uses another segmenter.
@@ -563,7 +587,7 @@ class Localizer:
             prior, probability, weights = fused.prior, fused.probability, fused.weights
             lap("evidence_fusion")
 
-        readability = assess_readability({**computed, **readings}, self.fusion_settings.readable_from)
+        readability = assess_readability({**computed, **readings}, self.result_readable_from)
 
         report(0.65, f"segmenting ({self.segmenter.name})")
         regions, timings["segmenter"] = segmenting.result()
@@ -581,7 +605,8 @@ class Localizer:
 
         return LocalizationResult(
             probability=probability,
-            is_manipulated=VERDICT_FLAGS[verdict_of(probability, self.result_band, readability.readable)],
+            is_manipulated=VERDICT_FLAGS[verdict_of(probability, self.result_band, readability.readable,
+                                                    readability.level, self.result_margin)],
             decision_threshold=self.decision_threshold,
             variant_probabilities=probabilities,
             variant_maps=maps,
@@ -598,6 +623,7 @@ class Localizer:
             segmenter=self.segmenter.name,
             test_time_views=self.test_time_views,
             verdict_band=self.result_band,
+            verdict_margin=self.result_margin,
             timings=timings,
             providers=self.providers,
             models={m.name: f"{m.path.name} ({m.config.backbone}, {m.config.model_version})" for m in self.models},

@@ -54,6 +54,12 @@ class Readability:
         return self.kinds.get(kind, 0.0) >= self.readable_from
 
     @property
+    def level(self) -> float:
+        """The reliability, in [0, 1], of the kinds a "likely authentic" verdict speaks for (the
+        lowest of them): what a verdict margin scales with (``wsloc_runtime.pipeline.verdict_of``)."""
+        return min(self.kinds.get(kind, 0.0) for kind in VERDICT_KINDS)
+
+    @property
     def readable(self) -> bool:
         """True where every kind a "likely authentic" verdict speaks for would have shown."""
         return all(self.can_show(kind) for kind in VERDICT_KINDS)
