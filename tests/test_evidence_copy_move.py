@@ -209,3 +209,20 @@ def test_a_clone_with_its_grain_copied_is_a_copy(angle):
     assert reading.details["grain_correlation"] > 0.9  # the grain came with the copy
     assert "copies of each other" in reading.reason
     assert ("pixel for pixel" if angle == 0 else "as only a copy does") in reading.reason
+
+
+@pytest.mark.parametrize("photo, chain", [("train/48055.jpg", (70, 95)), ("val/19021.jpg", (70, 95))])
+def test_blocks_that_jpeg_itself_repeats_are_not_a_copy(shared_data, photo, chain):
+    """Untouched BSDS500 photos saved twice more (quality 70, then 95), as an app would: JPEG decodes
+    quiet blocks quantized alike to identical pixels, whole blocks apart. These once read as
+    "copies" at strength 0.95 and made the verdict "likely manipulated"."""
+    from studies.resave_chains import resave_chain
+    from wsloc_runtime.imageio import load_image
+
+    path = shared_data / "bsds500" / "images" / photo
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    resaved = load_image(resave_chain(load_image(path), chain))
+    reading = copy_move_evidence(resaved)
+    assert reading.details["jpeg_repeats"] >= 1 and reading.details.get("copies", 0) == 0, reading.details
+    assert reading.strength == 0.0
