@@ -15,6 +15,8 @@ from wsloc_runtime.sel import resized_error_levels, scale_error_levels, signed_e
 from wsloc_runtime.wcbnet import WCBnetModel
 from tests.contract_models import build_contract_model
 
+EPS32 = float(np.finfo(np.float32).eps)
+
 
 @pytest.fixture(scope="module")
 def localizer(contract_models):
@@ -81,7 +83,10 @@ def test_progress_callback_reaches_done(localizer, splice):
 
 
 def test_classify_equals_localize_probability(localizer, splice):
-    assert localizer.classify(splice[0]) == pytest.approx(localizer.localize(splice[0]).probability)
+    # exact: with the default fusion ("evidence") classify returns localize(image).probability, the
+    # same deterministic computation on the same photo with the same sessions
+    assert localizer.fusion == "evidence"
+    assert localizer.classify(splice[0]) == localizer.localize(splice[0]).probability
 
 
 def test_missing_models_say_where_they_looked(tmp_path, monkeypatch):
@@ -156,9 +161,14 @@ def test_sel_is_signed_and_strips_match_whole_image(monkeypatch, splice):
 
 def test_sel_scaling_modes():
     sel = np.array([-64.0, -8.0, 0.0, 8.0, 64.0], np.float32)
-    np.testing.assert_allclose(scale_error_levels(sel, "fixed", 16.0, 2.0), [-2, -0.5, 0, 0.5, 2])
+    # exact: powers of two divided by 16 and clipped at 2
+    np.testing.assert_array_equal(scale_error_levels(sel, "fixed", 16.0, 2.0), [-2, -0.5, 0, 0.5, 2])
     scaled = scale_error_levels(sel, "std", 1.0, 100.0)
-    assert scaled.std() == pytest.approx(1.0, rel=1e-3)
+    # "std" divides by (std + 1e-3) * scale, so the result's std is s / (s + 1e-3) (s: the exact std).
+    # float32: the code's std and the check's std of n = 5 terms (mean, squares, sum, sqrt) are each
+    # within (n + 3) * eps32 relative, and the division adds eps32 / 2
+    s = float(np.std(sel.astype(np.float64)))
+    assert scaled.std() == pytest.approx(s / (s + 1e-3), rel=(2 * (sel.size + 3) + 1) * EPS32)
     with pytest.raises(ValueError, match="fixed"):
         scale_error_levels(sel, "bogus", 1.0, 1.0)
 
@@ -199,10 +209,20 @@ def test_test_time_views_map_each_cam_back_to_the_input_orientation(contract_mod
     plain = model.forward(tensor)
     plain_cam = grad_cam(plain.features, plain.gradient)
     assert not np.allclose(plain_cam, plain_cam[:, ::-1]) and not np.allclose(plain_cam, plain_cam[::-1])
+    # A flipped view sums the same non-negative |SEL| values in another order: float32 sums of n
+    # positive terms are within (n - 1) * eps32 relative of the exact sum. F_c (channel mean of 3,
+    # then a pool x pool average) is within (3 + pool^2) * eps32 relative; the CAM (F_c times a
+    # constant gradient, float64) keeps that, and the views' float32 mean adds len(views) * eps32.
+    # The logit is a * mean(F_c) + b: mean(F_c) over n = h * w * D positive values adds n * eps32
+    # relative, and the logit's own float32 Mul/Add round by eps32 of |z| each.
+    pool = model.config.input_size[0] // plain.features.shape[0]
+    feature_rel = (3 + pool * pool) * EPS32
+    logit_tol = (feature_rel + plain.features.size * EPS32) * abs(plain.logit + 1.0) + 2 * EPS32 * abs(plain.logit)
     for name, views in TEST_TIME_VIEWS.items():
         averaged = model.forward_views(tensor, views)
-        np.testing.assert_allclose(averaged.cam, plain_cam, rtol=1e-5, atol=1e-6, err_msg=name)
-        assert averaged.logit == pytest.approx(plain.logit, abs=1e-5) and averaged.cam.dtype == np.float32
+        cam_rel = feature_rel + len(views) * EPS32
+        np.testing.assert_allclose(averaged.cam, plain_cam, rtol=cam_rel, atol=0, err_msg=name)
+        assert averaged.logit == pytest.approx(plain.logit, abs=logit_tol) and averaged.cam.dtype == np.float32
 
 
 def test_views_average_logits_and_back_flipped_cams(contract_models):
@@ -216,9 +236,12 @@ def test_views_average_logits_and_back_flipped_cams(contract_models):
     mirrored = np.ascontiguousarray(tensor[:, :, ::-1])
     both = model.forward_views(tensor, ((), (2,)))
     first, second = model.forward(tensor), model.forward(mirrored)
-    assert both.logit == pytest.approx((first.logit + second.logit) / 2, abs=1e-6)
+    # exact: forward_views runs the same session on the same two arrays (the mirror made the same
+    # way) and averages as done here: the float64 mean of two floats is (a + b) / 2, and the float32
+    # mean of two CAMs is their float32 sum halved (exactly)
+    assert both.logit == (first.logit + second.logit) / 2
     expected = (grad_cam(first.features, first.gradient) + grad_cam(second.features, second.gradient)[:, ::-1]) / 2
-    np.testing.assert_allclose(both.cam, expected, rtol=1e-6)
+    np.testing.assert_array_equal(both.cam, expected)
 
 
 def test_unknown_test_time_views_are_refused_with_the_valid_names(contract_models):
@@ -231,8 +254,29 @@ def test_single_view_and_mirror_views_agree_on_an_equivariant_model(contract_mod
     two = Localizer(contract_models, providers=["CPUExecutionProvider"], test_time_views="hflip")
     plain, mirrored = one.localize(splice[0]), two.localize(splice[0])
     assert plain.summary()["test_time_views"] == "none" and mirrored.summary()["test_time_views"] == "hflip"
-    assert mirrored.probability == pytest.approx(plain.probability, abs=1e-5)
-    np.testing.assert_allclose(mirrored.activation, plain.activation, atol=1e-4)
+    # The mirrored view sums the same positive values in another order (see the test above): a
+    # variant's F_c is within (3 + pool^2) * eps32 relative, mean(F_c) over n = h * w * D values adds
+    # n * eps32, so its logit z = 4 mean(F_c) - 1 moves by <= that times |z + 1|, plus eps32 |z| for
+    # the view mean and the logit's roundings; its probability by a quarter of that (the sigmoid's
+    # slope), and the fused probability no more (its slope in the models' probability is <= 1).
+    probability_tol, cam_rel = 8 * EPS32, 0.0
+    for model in two.models:
+        features = model.forward(np.zeros((1, *model.config.input_size, 3), np.float32)).features
+        feature_rel = (3 + (model.config.input_size[0] // features.shape[0]) ** 2) * EPS32
+        p = plain.variant_probabilities[model.name]
+        z = float(np.log(p / (1 - p)))
+        probability_tol += 0.25 * ((feature_rel + features.size * EPS32) * abs(z + 1) + 4 * EPS32 * abs(z))
+        cam_rel = max(cam_rel, feature_rel + 2 * EPS32)  # and the two views' float32 mean
+    assert mirrored.probability == pytest.approx(plain.probability, abs=probability_tol)
+    # Each map: its CAM within cam_rel; normalizing by its own (as perturbed) peak doubles that, the
+    # bilinear upsampling (a convex combination) keeps it, plus a few float32 roundings: m_rel. The
+    # geometric mean of the maps + eps is within m_rel relative (it averages log errors), and the
+    # min-max rescale (g - lo) / (hi - lo) within 2 * m_rel * (hi + lo) / (hi - lo) absolute.
+    m_rel = 2 * cam_rel + 4 * EPS32
+    fused = np.exp(np.mean([np.log(m.astype(np.float64) + two.fusion_epsilon) for m in plain.variant_maps.values()], 0))
+    lo, hi = float(fused.min()), float(fused.max())
+    activation_tol = 2 * m_rel * (hi + lo) / (hi - lo) + 4 * EPS32
+    np.testing.assert_allclose(mirrored.activation, plain.activation, rtol=0, atol=activation_tol)
 
 
 def test_verdict_reads_the_models_band(contract_models):

@@ -20,6 +20,9 @@ from wsloc_runtime.segmenters import sam as samrt
 # (SAM's defaults 0.88 / 0.95 would keep nothing), so the parity tests lower both
 # filters, the same for torch and for us, to keep a meaningful number (>= 5) of masks.
 TEST_THRESHOLDS = {"pred_iou_thresh": 0.1, "stability_score_thresh": 0.85}
+# torch vs onnxruntime stability scores: a ratio of pixel counts, so not a float rounding bound but
+# a stated claim: logits within the decoder's parity of a threshold flip at most 1 % of a mask's pixels.
+STABILITY_TOL = 1e-2
 
 
 # ---------------------------------------------------------------------------------------
@@ -66,7 +69,9 @@ def test_mask_boxes_stability_and_small_regions_match_segment_anything():
     np.testing.assert_array_equal(samrt.masks_to_boxes(masks), amg.batched_mask_to_box(torch.from_numpy(masks)).numpy())
     expected = amg.calculate_stability_score(torch.from_numpy(logits), 0.0, 1.0).numpy()
     ours = samrt.stability_score(logits, 0.0, 1.0)
-    np.testing.assert_allclose(ours[1:], expected[1:], rtol=1e-6)
+    # exact: both divide the same integer pixel counts (< 2^24, exact in float32) in float32, one
+    # correctly rounded IEEE division each
+    np.testing.assert_array_equal(ours[1:], expected[1:])
     assert ours[0] == 0.0 and np.isnan(expected[0])  # empty: both fail every filter
     for mask in masks[1:]:
         for mode in ("holes", "islands"):
@@ -116,7 +121,12 @@ def test_decoder_takes_a_batch_of_prompts_and_gives_three_masks(tiny_sam_dir):
     masks, iou = segmenter.decoder.predict(embedding, points, image.shape[:2])
     assert masks.shape == (5, 3, *image.shape[:2]) and iou.shape == (5, 3)
     one, _ = segmenter.decoder.predict(embedding, points[1:2], image.shape[:2])
-    np.testing.assert_allclose(one[0], masks[1], atol=1e-3)  # batching does not change a prompt's masks
+    # batching does not change a prompt's masks: a batch changes only the kernels' blocking, i.e. the
+    # float32 summation order, held to the decoder's stated parity tolerance (export/sam_export.py
+    # DECODER_ATOL, what two float32 evaluations of the decoder may differ by)
+    from export.sam_export import DECODER_ATOL
+
+    np.testing.assert_allclose(one[0], masks[1], rtol=0, atol=DECODER_ATOL)
 
 
 def test_external_data_encoder_runs(tiny_sam, tiny_sam_dir, tmp_path, monkeypatch):
@@ -130,7 +140,8 @@ def test_external_data_encoder_runs(tiny_sam, tiny_sam_dir, tmp_path, monkeypatc
     image = photo()
     split = samrt.SamEncoder(path, ["CPUExecutionProvider"]).embed(image)
     single = samrt.SamEncoder(tiny_sam_dir / "sam_encoder.onnx", ["CPUExecutionProvider"]).embed(image)
-    np.testing.assert_allclose(split, single, atol=1e-5)
+    # exact: the same graph and the same float32 weights (only stored apart), the same kernels
+    np.testing.assert_array_equal(split, single)
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,9 +172,15 @@ def _parity(tiny_sam, tiny_sam_dir, **params):
     segmenter = create_segmenter("sam", model_dir=tiny_sam_dir, providers=["CPUExecutionProvider"], **params)
     ours = segmenter.generate(image)
     matched = _assert_same_masks(reference, ours)
+    from export.sam_export import DECODER_ATOL, DECODER_RTOL
+
     for r, o in zip(reference, ours):  # same order: both sort by the same scores
-        assert abs(r["predicted_iou"] - o["predicted_iou"]) < 1e-3
-        assert abs(r["stability_score"] - o["stability_score"]) < 1e-2
+        # the predicted IoU is a decoder output: the export's parity (atol + rtol * |torch value|)
+        assert abs(r["predicted_iou"] - o["predicted_iou"]) <= DECODER_ATOL + DECODER_RTOL * abs(r["predicted_iou"])
+        # the stability score is a ratio of pixel counts at logit thresholds +-1: the pixels whose
+        # logits lie within that parity of a threshold may fall either side; STABILITY_TOL claims
+        # they are at most 1 % of a mask
+        assert abs(r["stability_score"] - o["stability_score"]) < STABILITY_TOL
     print(f"\nSAM parity {params}: {len(reference)} torch / {len(ours)} onnx masks, "
           f"matched IoU min {matched.min():.4f}, timings {segmenter.last_timings}")
     return segmenter, ours
