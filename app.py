@@ -290,7 +290,7 @@ def analyse(
     stem = _safe_stem(path)
     # Downloads are at the photo's own size, so they overlay the original exactly.
     heatmap_png = write_heatmap_png(out / f"{stem}_heatmap.png", result)
-    # Empty for a photo judged authentic (reported_mask): no download says "edited" about it.
+    # Empty for a photo judged authentic (LocalizationResult.mask): no download says "edited" about it.
     mask_png = write_png_atomic(out / f"{stem}_mask.png", mask_picture(result))
     json_path = write_json_atomic(out / f"{stem}_result.json", summary)
     # The fact-check report: one self-contained HTML file (wsloc_runtime.report).
@@ -307,7 +307,7 @@ def verdict_markdown(analysis: Analysis) -> str:
     result = analysis.result
     lines = [
         f"## Verdict: {result.verdict}",
-        verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.reported_mask.mean()),
+        verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.mask.mean()),
                          result.readability_sentence),
         f"For specialists: {score_in_words(result.probability, result.verdict_band, result.verdict)}; per variant: "
         + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items())
@@ -349,10 +349,10 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
         items.append((image, "5 · No region found, so the map is left as it is"))
     items.append((viz.overlay(image, result.enhanced, opacity), "6 · Final heatmap over the photo"))
     if result.is_manipulated is False:  # the method's mask, named for what it is: not a finding
-        items.append((viz.mask_image(result.mask), "7 · The map cut at one half; no mask is given, as the photo "
+        items.append((viz.mask_image(result.posterior_mask), "7 · The map cut at one half; no mask is given, as the photo "
                                                    "was judged likely authentic"))
     else:
-        items.append((viz.mask_image(result.mask), "7 · Final mask: white where editing is more likely than not"))
+        items.append((viz.mask_image(result.posterior_mask), "7 · Final mask: white where editing is more likely than not"))
     return items
 
 
@@ -495,7 +495,7 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         return (
             verdict_markdown(analysis),
             viz.overlay(result.image, result.enhanced, opacity),
-            viz.outline_mask(result.image, result.reported_mask),
+            viz.outline_mask(result.image, result.mask),
             evidence_gallery(analysis, quality, opacity),
             [str(analysis.heatmap_png), str(analysis.mask_png), str(analysis.json_path)],
             gr.update(value=str(analysis.report_html), visible=True),

@@ -159,12 +159,13 @@ def test_a_photo_judged_authentic_gets_no_mask_that_says_edited(result, tmp_path
     from wsloc_runtime.report import report_panels as panels_of
 
     authentic = copy.copy(result)
-    authentic.mask = np.zeros(result.working_size, bool)
-    authentic.mask[: result.working_size[0] // 2] = True  # the method's mask: half the photo
+    authentic.posterior_mask = np.zeros(result.working_size, bool)
+    authentic.posterior_mask[: result.working_size[0] // 2] = True  # the method's mask: half the photo
     authentic.is_manipulated = False
     # half the rows: exactly (h // 2) / h (a count over a count, one float64 division)
     half = (result.working_size[0] // 2) / result.working_size[0]
-    assert not authentic.reported_mask.any() and authentic.mask.mean() == pytest.approx(half, rel=np.finfo(float).eps)
+    assert not authentic.mask.any() and not authentic.reported_mask.any()  # the mask to show, and its old name
+    assert authentic.posterior_mask.mean() == pytest.approx(half, rel=np.finfo(float).eps)
     assert authentic.summary()["mask_fraction"] == 0.0
     photo = save_rgb(tmp_path / "photo.png", authentic.image)
     payload = write_result_files(authentic, tmp_path / "out", "photo", str(photo), report=True)
@@ -177,10 +178,10 @@ def test_a_photo_judged_authentic_gets_no_mask_that_says_edited(result, tmp_path
     for flag in (True, None):  # a verdict that claims an edit, or none: the method's mask as it is
         other = copy.copy(authentic)
         other.is_manipulated = flag
-        assert np.array_equal(other.reported_mask, authentic.mask)
+        assert np.array_equal(other.mask, authentic.posterior_mask)
         # summary() rounds mask_fraction to 6 decimals: within 0.5e-6 (plus float64 rounding) of the mean
         rounding = 0.5e-6 + 4 * np.finfo(float).eps
-        assert other.summary()["mask_fraction"] == pytest.approx(float(authentic.mask.mean()), abs=rounding)
+        assert other.summary()["mask_fraction"] == pytest.approx(float(authentic.posterior_mask.mean()), abs=rounding)
 
 
 def test_report_without_evidence_still_renders(result):

@@ -54,7 +54,7 @@ def mask_picture(result: LocalizationResult) -> np.ndarray:
     """The reported mask at the photo's own size as a white-on-black ``uint8`` picture (255 =
     manipulated): drawn at the working size, then enlarged by nearest neighbour (the same pixels as
     enlarging the mask first, in one full-size pass instead of three)."""
-    picture = mask_image(result.reported_mask)
+    picture = mask_image(result.mask)
     height, width = result.original_size
     if picture.shape == (height, width):
         return picture
@@ -77,7 +77,7 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
     }
     writing = [
         start_stage(beside, write_heatmap_png, outputs["heatmap"], result),
-        # Empty for a photo judged authentic: no file says "edited" about it (see reported_mask).
+        # Empty for a photo judged authentic: no file says "edited" about it (see LocalizationResult.mask).
         start_stage(beside, lambda: write_png_atomic(outputs["mask"], mask_picture(result))),
     ]
     try:

@@ -193,8 +193,11 @@ class LocalizationResult:
         region_index: i*, the chosen region (-1 when the segmenter found none).
         region_score: S(M_i*, A).
         region_scores: S for every region.
-        enhanced: A*, the Bayesian posterior.
-        mask: ``enhanced >= 0.5``.
+        enhanced: A*, the Bayesian posterior: the map the heatmap shows, ``(h, w)`` float32 in [0, 1].
+        posterior_mask: ``enhanced >= 0.5``, the method's own mask (what ``evaluate`` scores), kept
+            even where the verdict is "likely authentic".
+        mask (property): the mask to show, the one the command line writes: ``posterior_mask``,
+            but empty for a photo judged likely authentic.
         error_levels: signed error levels at the working size, ``(h, w, 3)`` float32.
         image: the photo at the working size, ``(h, w, 3)`` uint8 RGB.
         original_size: ``(height, width)`` of the input photo.
@@ -215,7 +218,7 @@ class LocalizationResult:
     region_score: float
     region_scores: np.ndarray
     enhanced: np.ndarray
-    mask: np.ndarray
+    posterior_mask: np.ndarray
     error_levels: np.ndarray
     image: np.ndarray
     original_size: tuple[int, int]
@@ -274,12 +277,18 @@ class LocalizationResult:
         return self.regions.mask(self.region_index)
 
     @property
-    def reported_mask(self) -> np.ndarray:
-        """The mask as the outputs show it (mask PNG, ``mask_fraction``, the app, the report): empty
-        for a photo judged authentic (``is_manipulated is False``), so that no file says "edited"
-        about it; otherwise :attr:`mask`, which stays the method's mask (``evaluate`` scores that)."""
+    def mask(self) -> np.ndarray:
+        """The mask to show, ``(h, w)`` bool at the working size (:meth:`full_size` for the photo's
+        own): what the mask PNG, ``mask_fraction``, the app and the report show. Empty for a photo
+        judged likely authentic (``is_manipulated is False``), so that nothing says "edited" about
+        it; otherwise :attr:`posterior_mask`, the method's mask (which ``evaluate`` scores)."""
         if self.is_manipulated is False:
             return np.zeros(self.working_size, bool)
+        return self.posterior_mask
+
+    @property
+    def reported_mask(self) -> np.ndarray:
+        """The same as :attr:`mask` (its name before version 0.2, kept for code written against it)."""
         return self.mask
 
     def full_size(self, array: np.ndarray) -> np.ndarray:
@@ -318,7 +327,7 @@ class LocalizationResult:
             "region_count": len(self.regions),
             "region_index": int(self.region_index),
             "region_score": round(float(self.region_score), 6),
-            "mask_fraction": round(float(self.reported_mask.mean()), 6),
+            "mask_fraction": round(float(self.mask.mean()), 6),
             "original_size": list(self.original_size),
             "working_size": list(self.working_size),
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
@@ -616,7 +625,7 @@ class Localizer:
             region_score=score,
             region_scores=scores,
             enhanced=enhanced,
-            mask=mask,
+            posterior_mask=mask,
             error_levels=work_sel,
             image=image_work,
             original_size=original_size,

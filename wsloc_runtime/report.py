@@ -96,7 +96,7 @@ def _evidence_title(name: str) -> str:
 def report_panels(result: LocalizationResult, sel_quality: int | None = None) -> list[Panel]:
     """Every picture of the report, in reading order: the result, each evidence, then the method."""
     image = result.image
-    mask = result.reported_mask  # empty for a photo judged authentic
+    mask = result.mask  # empty for a photo judged authentic
     if result.is_manipulated is False:
         mask_shows = "Empty: the photo was judged likely authentic, so no area is marked as edited."
         mask_read = ("The heatmap still shows where the signs, too weak to call an edit, are strongest; "
@@ -194,7 +194,7 @@ def render_report(
     """The report as one HTML document (UTF-8 text, every picture inlined)."""
     created = created or _datetime.datetime.now(_datetime.timezone.utc)
     band = result.verdict_band
-    marked = float(result.reported_mask.mean())
+    marked = float(result.mask.mean())
     sentence = verdict_sentence(result.verdict, result.probability, band, marked, result.readability_sentence)
     panels = report_panels(result, sel_quality)
     sections = []
