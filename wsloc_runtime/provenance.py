@@ -429,6 +429,26 @@ def validation_in_words(credentials: dict) -> str:
     return "; ".join(parts)
 
 
+def action_in_words(action: dict) -> str:
+    """``c2pa.created: created with generative AI (a trained model), by Firefly, at 2024-...``."""
+    line = action.get("action") or "an action"
+    if action.get("digital_source_type"):
+        line += f": {action['digital_source_type']['words']}"
+    if action.get("software_agent"):
+        line += f", by {action['software_agent']}"
+    if action.get("when"):
+        line += f", at {action['when']}"
+    return line
+
+
+def ingredient_in_words(ingredient: dict) -> str:
+    """``beach.jpg (parentOf, image/jpeg, with its own Content Credentials)``."""
+    details = [part for part in (ingredient.get("relationship"), ingredient.get("format")) if part]
+    if ingredient.get("has_credentials"):
+        details.append("with its own Content Credentials")
+    return (ingredient.get("title") or "an untitled ingredient") + (f" ({', '.join(details)})" if details else "")
+
+
 # --------------------------------------------------------------------------- the answer
 
 
