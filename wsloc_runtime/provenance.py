@@ -422,7 +422,8 @@ def validation_in_words(credentials: dict) -> str:
     else:
         parts.append("signer NOT on the trust list given")
     if credentials["hash_matches"] is False:
-        parts.append("the file was changed after it was signed (its content no longer matches the signed hash)")
+        parts.append("changed after it was signed (the file no longer matches the signed hash: the credentials "
+                     "describe an earlier version)")
     elif credentials["hash_matches"]:
         parts.append("content unchanged since signing")
     parts.append(f"time stamp {signer['time']}" if signer["time"] else "no time stamp (signing time unknown)")
@@ -469,8 +470,6 @@ def provenance_statement(provenance: dict) -> str | None:
             line = f"Its Content Credentials say it was {made} with generative AI ({generator}), {validity}."
         else:
             line = f"It carries Content Credentials written by {generator}, {validity}."
-        if credentials["hash_matches"] is False:
-            line += " It was changed after it was signed: the credentials describe an earlier version."
         return line
     if credentials.get("remote_url"):
         return (f"Content Credentials: the file points at a remote manifest ({credentials['remote_url']}); "
