@@ -222,6 +222,26 @@ def test_a_50_mb_xmp_packet_is_refused_quickly():
     assert found["statement"].startswith("Provenance: the file's XMP metadata is 50 MB")
 
 
+def test_an_expired_certificate_is_said_in_words():
+    expiring = make_chain(valid_days=(-1, 2 / 86400))  # valid for two more seconds: signing is allowed
+    data = sign(small_jpeg(), expiring, [action("c2pa.created", "digitalCapture")])
+    time.sleep(3)
+    found = prov.read_provenance(data)
+    assert found["credentials"]["signature_valid"] is False
+    assert "signature NOT valid (the signing certificate has expired" in found["statement"]
+    assert prov.csv_columns(found)["credentials_valid"] is False
+
+
+def test_credentials_in_a_format_the_library_does_not_read_are_one_line(signed):
+    data = signed["camera"]
+    start = data.find(b"jumb") - 8
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "BMP")
+    found = prov.read_provenance(buffer.getvalue() + data[start: start + 2000])
+    assert found["statement"].startswith("Content Credentials: the file has Content Credentials in a form the "
+                                         "C2PA library cannot read")
+
+
 def test_unreadable_file_gives_a_dict_not_an_exception():
     for data in (b"", b"\xff\xd8\xff", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 10):
         found = prov.read_provenance(data)

@@ -79,6 +79,15 @@ HASH_FAILURES = ("assertion.dataHash.mismatch", "assertion.boxesHash.mismatch", 
 HASH_SUCCESSES = ("assertion.dataHash.match", "assertion.boxesHash.match", "assertion.bmffHash.match",
                   "assertion.collectionHash.match")
 UNTRUSTED = "signingCredential.untrusted"
+#: Signature findings in words (others are shown by their C2PA code).
+SIGNATURE_FAILURES = {
+    "signingCredential.expired": "the signing certificate has expired and no time stamp shows it was used while valid",
+    "signingCredential.revoked": "the signing certificate was revoked",
+    "signingCredential.invalid": "the signing certificate is not fit for signing",
+    "claimSignature.mismatch": "the signature does not match the claim",
+    "claimSignature.missing": "the claim has no signature",
+    "claimSignature.outsideValidity": "signed outside the certificate's validity",
+}
 AI_ACTION_VERBS = {"c2pa.created": "created", "c2pa.opened": "edited", "c2pa.placed": "edited"}
 NOT_IN_VERDICT = ("Information only: the verdict never reads provenance (credentials and metadata are claims "
                   "by whoever saved the file; most platforms strip them, so their absence means nothing).")
@@ -414,7 +423,8 @@ def validation_in_words(credentials: dict) -> str:
     else:
         bad = [f["code"] for f in credentials["failures"]
                if f["code"].startswith(("claimSignature.", "signingCredential.")) and f["code"] != UNTRUSTED]
-        parts.append("signature NOT valid" + (f" ({', '.join(bad)})" if bad else ""))
+        parts.append("signature NOT valid" + (f" ({'; '.join(SIGNATURE_FAILURES.get(code, code) for code in bad)})"
+                                              if bad else ""))
     if credentials["trusted"] is None:
         parts.append("signer not checked against a trust list")
     elif credentials["trusted"]:
