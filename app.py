@@ -15,6 +15,7 @@ Environment (all optional):
     WSLOC_APP_QUEUE_SIZE     requests allowed to wait (default 32)
     WSLOC_APP_MAX_UPLOAD_MB  largest upload, in MB (default 50)
     WSLOC_APP_MAX_MEGAPIXELS largest photo, in megapixels (default 100; a 48 MP photo is fine)
+    WSLOC_TRUST_LIST         a PEM file of trust anchors to check Content Credentials' signers against
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from wsloc_runtime.fusion import DEFAULT_FUSION  # noqa: E402
 from wsloc_runtime.wording import drivers_sentence, score_in_words, trace_caption  # noqa: E402
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
+from wsloc_runtime.provenance import (action_in_words, ingredient_in_words, provenance_of,  # noqa: E402
+                                      read_trust_anchors)
+from wsloc_runtime.safe_text import markdown_text  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
 from wsloc_runtime.outputs import mask_picture, verdict_sentence, write_heatmap_png  # noqa: E402
@@ -76,6 +80,10 @@ CONCURRENCY = _env_int("WSLOC_APP_CONCURRENCY", 2)
 QUEUE_SIZE = _env_int("WSLOC_APP_QUEUE_SIZE", 32)
 MAX_UPLOAD_MB = _env_int("WSLOC_APP_MAX_UPLOAD_MB", 50)
 MAX_PIXELS = _env_int("WSLOC_APP_MAX_MEGAPIXELS", 100) * 1_000_000
+try:  # read once: a trust list that cannot be read stops the app at start, with the reason
+    TRUST_ANCHORS = read_trust_anchors(os.environ.get("WSLOC_TRUST_LIST") or None)
+except (OSError, ValueError) as _error:
+    raise SystemExit(f"WSLOC_TRUST_LIST: {_error}") from None
 ENVIRONMENT_HELP = f"""limits and settings (environment variables, current value):
   WSLOC_APP_MAX_MEGAPIXELS  {MAX_PIXELS // 1_000_000:>4}  larger photos are refused (the command line's default: {DEFAULT_MAX_PIXELS // 1_000_000})
   WSLOC_APP_MAX_UPLOAD_MB   {MAX_UPLOAD_MB:>4}  larger uploads are refused
@@ -283,6 +291,9 @@ def analyse(
     evidence = file_evidence_of(path)  # information only: never read by the verdict
     if evidence is not None:
         summary["file_evidence"] = evidence
+    provenance = provenance_of(path, TRUST_ANCHORS)  # claims in the file: beside the verdict, never in it
+    if provenance is not None:
+        summary["provenance"] = provenance
     if reference:
         summary["reference"] = {"mask": mask_path.name, **reference}
 
@@ -295,7 +306,7 @@ def analyse(
     json_path = write_json_atomic(out / f"{stem}_result.json", summary)
     # The fact-check report: one self-contained HTML file (wsloc_runtime.report).
     document = render_report(result, Path(path).name, sha256_of(Path(path)), summary.get("file_evidence"),
-                             sel_quality=localizer.sel_quality)
+                             sel_quality=localizer.sel_quality, provenance=summary.get("provenance"))
     report_html = write_report_atomic(out / f"{stem}_report.html", document)
     return Analysis(result, summary, reference, heatmap_png, mask_png, json_path, report_html)
 
@@ -313,6 +324,9 @@ def verdict_markdown(analysis: Analysis) -> str:
         + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items())
         + f"; photo {result.original_size[1]}×{result.original_size[0]} px.",
     ]
+    statement = (analysis.summary.get("provenance") or {}).get("statement")
+    if statement:  # its own line beside the pixel verdict (docs/verdict.md, "Provenance")
+        lines.append(f"**Provenance:** {markdown_text(statement)}")
     if result.verdict != "likely manipulated":
         lines.append("The maps below still show where the evidence is strongest; read them with the verdict.")
     lines += [f"**Note:** {note}." for note in result.notes]
@@ -404,7 +418,58 @@ def file_evidence_markdown(analysis: Analysis) -> str:
     evidence = analysis.summary.get("file_evidence")
     if not evidence:
         return "No file evidence: the photo did not come as a file."
-    return "\n".join(f"- {note}" for note in evidence["notes"])
+    # The notes quote the file's EXIF: escaped, so that a field holding HTML or Markdown stays text.
+    return "\n".join(f"- {markdown_text(note)}" for note in evidence["notes"])
+
+
+def provenance_markdown(analysis: Analysis) -> str:
+    """Content Credentials and the file's own declarations, every file string escaped."""
+    provenance = analysis.summary.get("provenance")
+    if not provenance:
+        return "No provenance: the photo did not come as a file."
+    lines = [markdown_text(provenance.get("statement") or (
+        "The file carries no Content Credentials and no declaration of how it was made. Most platforms strip "
+        "them, so their absence means nothing."))]
+    credentials = provenance.get("credentials") or {}
+    if credentials.get("readable"):
+        signer = credentials["signer"]
+        lines.append("**Content Credentials**")
+        lines.append("\n".join(f"- {label}: {markdown_text(value)}" for label, value in (
+            ("Validation", credentials["validation_in_words"]),
+            ("Claim generator", credentials.get("claim_generator") or "-"),
+            ("Signer", signer.get("name") or "-"), ("Certificate issuer", signer.get("issuer") or "-"),
+            ("Time stamp", signer.get("time") or "none"))))
+        if credentials["actions"]:
+            lines.append("**Actions**\n\n" + "\n".join(f"- {markdown_text(action_in_words(a))}"
+                                                        for a in credentials["actions"]))
+        if credentials["ingredients"]:
+            lines.append("**Ingredients**\n\n" + "\n".join(f"- {markdown_text(ingredient_in_words(i))}"
+                                                            for i in credentials["ingredients"]))
+    declared = provenance.get("declarations") or {}
+    facts = []
+    if declared.get("digital_source_type"):
+        facts.append(("Digital source type", declared["digital_source_type"]["words"]))
+    facts += [(label, declared[key]) for key, label in (("creator_tool", "XMP CreatorTool"),
+                                                          ("software", "EXIF Software")) if declared.get(key)]
+    facts += [(f"Created ({item['source']})", item["value"]) for item in declared.get("created", [])]
+    facts += [(f"Modified ({item['source']})", item["value"]) for item in declared.get("modified", [])]
+    facts += [("History", line) for line in declared.get("history", [])]
+    if facts:
+        lines.append("**The file's own declarations (unsigned: anyone can write them)**\n\n"
+                     + "\n".join(f"- {label}: {markdown_text(value)}" for label, value in facts))
+    lines.append("Information only: the verdict never reads provenance.")
+    return "\n\n".join(lines)
+
+
+def metadata_markdown(analysis: Analysis) -> str:
+    """Every metadata field (EXIF, GPS, IPTC, XMP, ICC) as a table of escaped text."""
+    metadata = (analysis.summary.get("provenance") or {}).get("metadata") or {}
+    rows = [(group.upper(), key, value) for group in ("exif", "gps", "iptc", "xmp", "icc")
+            for key, value in (metadata.get(group) or {}).items()]
+    if not rows:
+        return "No metadata in the file."
+    return "| group | field | value |\n|---|---|---|\n" + "\n".join(
+        f"| {group} | {markdown_text(key)} | {markdown_text(value)} |" for group, key, value in rows)
 
 
 def details_markdown(analysis: Analysis) -> str:
@@ -488,8 +553,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         except gr.Error as error:
             # Keep the message on the page too (a toast disappears), and clear stale results.
             gr.Warning(error.message)
-            return (f"## Could not analyse this file\n\n{error.message}", None, None, [], None,
-                    gr.update(value=None, visible=False), "", "", None, "", "")
+            return (f"## Could not analyse this file\n\n{markdown_text(html.unescape(error.message))}", None, None,
+                    [], None, gr.update(value=None, visible=False), "", "", None, "", "", "", "")
         result = analysis.result
         quality = localizers.get(result.segmenter).sel_quality
         return (
@@ -504,6 +569,8 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
             traces_html(analysis, opacity),
             drivers_markdown(analysis),
+            provenance_markdown(analysis),
+            metadata_markdown(analysis),
         )
 
     def run_api(image, segmenter, fusion=DEFAULT_FUSION, progress=gr.Progress()):
@@ -582,10 +649,15 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         with gr.Accordion("File evidence: camera, software, dates, thumbnail, JPEG settings (information only, "
                           "never used in the verdict)", open=False, elem_id="file-evidence-panel"):
             file_evidence = gr.Markdown(elem_id="file-evidence")
+        with gr.Accordion("Provenance: Content Credentials and the file's own declarations (information only, "
+                          "never used in the verdict)", open=False, elem_id="provenance-panel"):
+            provenance = gr.Markdown(elem_id="provenance")
+        with gr.Accordion("All metadata: EXIF, GPS, IPTC, XMP, ICC", open=False, elem_id="metadata-panel"):
+            metadata = gr.Markdown(elem_id="metadata")
         state = gr.State(None)
 
         page_outputs = [verdict, overlay, mask, evidence, downloads, report_button, details, file_evidence, state,
-                        traces, drivers]
+                        traces, drivers, provenance, metadata]
         button.click(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
         button.click(run_page, [upload, segmenter, opacity, fusion], page_outputs, api_visibility="private",
                      concurrency_id="localize")

@@ -15,7 +15,7 @@ LAYERS = [
     ("foundation", {"errors"}),
     ("building blocks", {"__init__", "imageio", "sel", "jpeg_traces", "inputs", "config", "cam", "regions",
                          "metrics", "views", "viz", "models", "session", "wcbnet", "segmenters", "evidence",
-                         "fusion", "file_evidence", "readability", "threads"}),
+                         "fusion", "file_evidence", "provenance", "safe_text", "readability", "threads"}),
     ("pipeline", {"pipeline"}),
     ("results", {"wording", "outputs", "report", "options", "evaluate"}),
     ("batch", {"batch"}),

@@ -44,6 +44,7 @@ from typing import Iterator, Sequence
 from .errors import Stopped, WslocError
 from .imageio import IMAGE_SUFFIXES, _atomic_write, image_files  # noqa: F401  (IMAGE_SUFFIXES: for importers)
 from .options import add_localizer_arguments, localizer_from_args
+from .provenance import read_trust_anchors
 from .outputs import ROW_FIELDS, csv_cells, localize_to_files, output_stems, row_from_payload, verdict_counts
 from .threads import limit_threads, thread_counts, thread_environment, threads_per_worker
 from .views import DEFAULT_TEST_TIME_VIEWS
@@ -84,6 +85,8 @@ def collect_inputs(source: str | os.PathLike) -> list[str]:
 
 _LOCALIZER = None
 _SETUP_ERROR: str | None = None
+#: The PEM trust list (``--trust-list``) this worker checks Content Credentials against, or None.
+_TRUST_ANCHORS: str | None = None
 
 
 def _init_worker(settings: argparse.Namespace, threads: int) -> None:
@@ -92,11 +95,12 @@ def _init_worker(settings: argparse.Namespace, threads: int) -> None:
     ``threads`` (see :func:`worker_threads`) is given to OpenCV and numpy's BLAS here, and to
     onnxruntime through ``settings.threads`` (each session's ``intra_op_num_threads``): each
     library would otherwise start one thread per core in every worker."""
-    global _LOCALIZER, _SETUP_ERROR
+    global _LOCALIZER, _SETUP_ERROR, _TRUST_ANCHORS
     if threads > 0:
         limit_threads(threads)
     _LOCALIZER, _SETUP_ERROR = None, None  # workers=1 runs in the caller's process, maybe more than once
     try:
+        _TRUST_ANCHORS = read_trust_anchors(getattr(settings, "trust_list", None))
         _LOCALIZER = localizer_from_args(settings)
     except Exception as error:  # reported once per task; the driver stops the batch
         _SETUP_ERROR = f"{type(error).__name__}: {error}"
@@ -149,7 +153,7 @@ def _localize_one(source: str, stem: str, out_dir: str) -> dict:
     """Localize one image with this worker's Localizer and write its files. Returns its results row."""
     if _LOCALIZER is None:
         raise BatchSetupError(_SETUP_ERROR or "the worker has no Localizer")
-    return localize_to_files(_LOCALIZER, source, Path(out_dir), stem)
+    return localize_to_files(_LOCALIZER, source, Path(out_dir), stem, trust_anchors=_TRUST_ANCHORS)
 
 
 # --- the driver -------------------------------------------------------------------------------
@@ -477,6 +481,10 @@ def batch_summary(outcome: BatchOutcome, results: Path) -> str:
 
 
 def command_batch(args: argparse.Namespace) -> int:
+    try:  # a trust list that cannot be read stops the batch before any worker starts
+        read_trust_anchors(getattr(args, "trust_list", None))
+    except (OSError, ValueError) as error:
+        raise WslocError(f"--trust-list: {error}") from None
     inputs = collect_inputs(args.input)
     if not inputs:  # a failed input, like a broken image: reported, one summary line, exit 1
         print(f"error: {args.input}: no images found", file=sys.stderr)

@@ -15,7 +15,9 @@ from .batch import register as register_batch
 from .errors import Stopped, WslocError
 from .imageio import image_files, write_json_atomic
 from .options import add_localizer_arguments, localizer_from_args, max_pixels_from_args  # noqa: F401  (re-exported)
-from .outputs import localize_to_files, output_stems, verdict_counts, verdict_line, write_result_files  # noqa: F401
+from .outputs import (localize_to_files, output_stems, provenance_line, verdict_counts, verdict_line,  # noqa: F401
+                      write_result_files)
+from .provenance import read_trust_anchors
 
 log = logging.getLogger("wsloc")
 
@@ -56,6 +58,15 @@ def _jsonl_record(row: dict) -> dict:
     return {key: value for key, value in row.items() if key not in ("verdict_band",)}
 
 
+def trust_anchors_from_args(args: argparse.Namespace) -> str | None:
+    """The PEM text of ``--trust-list`` (None without it). Raises WslocError for a file that is
+    missing or holds no certificate."""
+    try:
+        return read_trust_anchors(getattr(args, "trust_list", None))
+    except (OSError, ValueError) as error:
+        raise WslocError(f"--trust-list: {error}") from None
+
+
 def command_localize(args: argparse.Namespace) -> int:
     import json
 
@@ -69,13 +80,14 @@ def command_localize(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or DEFAULT_OUT)
     rows = []
     localizer = None
+    trust_anchors = trust_anchors_from_args(args)
     if images:
         localizer = localizer_from_args(args)
         # A progress bar only for a person watching a terminal: in a log it is noise.
         progress = tqdm(list(zip(images, output_stems(images))), desc="localize", unit="img", file=sys.stderr,
                         disable=args.quiet or len(images) < 2 or not sys.stderr.isatty(), leave=False)
         for source, stem in progress:
-            row = localize_to_files(localizer, source, out_dir, stem, report=args.report)
+            row = localize_to_files(localizer, source, out_dir, stem, report=args.report, trust_anchors=trust_anchors)
             rows.append(row)
             if args.jsonl:
                 progress.write(json.dumps(_jsonl_record(row)), file=sys.stdout)
@@ -83,6 +95,8 @@ def command_localize(args: argparse.Namespace) -> int:
                 progress.write(f"error: {row['error']}", file=sys.stderr)
             elif not args.quiet:
                 progress.write(verdict_line(row), file=sys.stdout)
+                if provenance_line(row):
+                    progress.write(provenance_line(row), file=sys.stdout)
                 for note in row["notes"]:
                     progress.write(f"  note: {note}", file=sys.stdout)
         progress.close()

@@ -53,6 +53,12 @@ def add_localizer_arguments(parser: argparse.ArgumentParser) -> None:
         "--evidence", default=",".join(DEFAULT_EVIDENCE), metavar="NAMES",
         help=f"evidences fused with --fusion evidence, comma-separated (default {','.join(DEFAULT_EVIDENCE)})",
     )
+    provenance = parser.add_argument_group("provenance")
+    provenance.add_argument(
+        "--trust-list", metavar="PEM", default=None,
+        help="a file of trust anchors (PEM certificates) to check Content Credentials' signers against; "
+             "without it the signer is named but never called verified",
+    )
 
 
 def localizer_from_args(args: argparse.Namespace) -> Localizer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 import time
 from pathlib import Path
 from typing import Sequence
@@ -18,17 +19,19 @@ import numpy as np
 
 from .errors import WslocError
 from .file_evidence import file_evidence_of
+from .provenance import csv_columns, provenance_of
+from .safe_text import csv_text, terminal_text
 from .imageio import describe_source, write_json_atomic, write_palette_png_atomic, write_png_atomic
 from .pipeline import Localizer, LocalizationResult, start_stage
 from .readability import could_show
-from .wording import band_in_words, verdict_sentence, verdict_short_line  # noqa: F401  (for importers)
+from .wording import LINE_WIDTH, band_in_words, verdict_sentence, verdict_short_line  # noqa: F401  (for importers)
 from .viz import heatmap_levels, heatmap_palette, mask_image, overlay
 
 log = logging.getLogger("wsloc")
 
 #: The columns of a results row, in the order ``results.csv`` has them.
 ROW_FIELDS = ("file", "stem", "probability", "is_manipulated", "verdict", "mask_fraction", "seconds", "timings",
-              "notes", "error")
+              "notes", "error", "credentials_present", "credentials_valid", "ai_declared")
 
 
 def output_stems(paths: Sequence[str]) -> list[str]:
@@ -62,14 +65,17 @@ def mask_picture(result: LocalizationResult) -> np.ndarray:
 
 
 def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str,
-                       file_evidence: dict | None = None, report: bool = False, beside: bool = True) -> dict:
+                       file_evidence: dict | None = None, report: bool = False, beside: bool = True,
+                       provenance: dict | None = None, trust_anchors: str | None = None) -> dict:
     """Write ``<stem>_heatmap.png`` and ``<stem>_mask.png`` (photo size), ``<stem>_overlay.png``
     (working size) and ``<stem>.json``, each atomically. Returns the JSON payload, whose
     ``file_evidence`` is read from ``source`` when it is a file (:mod:`wsloc_runtime.file_evidence`).
     ``report=True`` also writes ``<stem>_report.html`` (:mod:`wsloc_runtime.report`), before the JSON.
     ``beside=True`` encodes the two photo-size PNGs on the background threads while this one
     writes the overlay (OpenCV's encoder releases the GIL; the same bytes either way); pass the
-    Localizer's ``stages_beside`` so that a batch worker given one thread writes them in turn."""
+    Localizer's ``stages_beside`` so that a batch worker given one thread writes them in turn.
+    ``provenance`` (read from ``source`` when None, :mod:`wsloc_runtime.provenance`, checked against
+    ``trust_anchors`` when given) goes into the JSON and the report, beside the verdict, never into it."""
     outputs = {
         "heatmap": out_dir / f"{stem}_heatmap.png",
         "mask": out_dir / f"{stem}_mask.png",
@@ -92,6 +98,13 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
         file_evidence = file_evidence_of(source)
     if file_evidence is not None:  # information only: read from the file, never by the verdict
         payload["file_evidence"] = file_evidence
+    if provenance is None:
+        start = time.perf_counter()
+        provenance = provenance_of(source, trust_anchors)
+        if provenance is not None:
+            provenance["seconds"] = round(time.perf_counter() - start, 4)
+    if provenance is not None:  # information only: claims in the file, never read by the verdict
+        payload["provenance"] = provenance
     if report:
         from .report import render_report, sha256_hex, write_report_atomic
 
@@ -100,7 +113,8 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
         except (OSError, TypeError):
             digest = None
         outputs["report"] = out_dir / f"{stem}_report.html"
-        write_report_atomic(outputs["report"], render_report(result, Path(str(source)).name, digest, file_evidence))
+        write_report_atomic(outputs["report"], render_report(result, Path(str(source)).name, digest, file_evidence,
+                                                                  provenance=provenance))
         payload["outputs"]["report"] = str(outputs["report"])
     # The JSON goes last: its presence means every other output of this image is complete.
     write_json_atomic(out_dir / f"{stem}.json", payload)
@@ -109,10 +123,12 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
 
 def csv_cells(row: dict) -> dict:
     """A results row as ``results.csv`` writes it: booleans spelt as in the JSON (``true``/``false``,
-    empty for ``None``), timings as JSON, notes joined by "; "."""
-    return {**{key: ("true" if value else "false") if isinstance(value, bool) else value for key, value in row.items()},
-            "timings": json.dumps(row["timings"]) if row.get("timings") else "",
-            "notes": "; ".join(row.get("notes") or [])}
+    empty for ``None``), timings as JSON, notes joined by "; ", and no text cell that a spreadsheet
+    would run as a formula (:func:`safe_text.csv_text`: file names come from whoever named the file)."""
+    cells = {**{key: ("true" if value else "false") if isinstance(value, bool) else value for key, value in row.items()},
+             "timings": json.dumps(row["timings"]) if row.get("timings") else "",
+             "notes": "; ".join(row.get("notes") or [])}
+    return {key: csv_text(value) for key, value in cells.items()}
 
 
 def empty_row(source: str, stem: str) -> dict:
@@ -131,16 +147,23 @@ def row_from_payload(payload: dict, source: str, stem: str) -> dict:
         readability = payload["readability"]
         row["readability"] = readability["sentence"]
         row["could_show"] = could_show(readability["kinds"], readability["readable_from"])
+    if "provenance" in payload:
+        row.update(csv_columns(payload["provenance"]))
+        if payload["provenance"].get("statement"):  # for the printed line; not a results.csv column
+            row["provenance"] = payload["provenance"]["statement"]
     return row
 
 
-def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: str, report: bool = False) -> dict:
+def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: str, report: bool = False,
+                      trust_anchors: str | None = None) -> dict:
     """Localize one image and write its files (see ``write_result_files``); never raises for a bad image.
 
     Returns a results row: ``file``, ``stem``, ``probability``, ``is_manipulated``, ``verdict``,
     ``mask_fraction``, ``seconds``, ``timings`` (the pipeline's stage timings plus ``encode``, the
     time spent writing files), ``notes`` (see ``LocalizationResult.notes``) and ``error`` (``None``
-    on success, else a one-line message that names the input). Shared by ``localize`` and
+    on success, else a one-line message that names the input), ``credentials_present``,
+    ``credentials_valid`` and ``ai_declared`` (:func:`provenance.csv_columns`; ``trust_anchors``:
+    the PEM trust list the credentials' signer is checked against). Shared by ``localize`` and
     ``batch`` so both report failures alike.
     """
     start = time.perf_counter()
@@ -149,9 +172,11 @@ def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: st
         result = localizer.localize(source)
         encode_start = time.perf_counter()
         payload = write_result_files(result, Path(out_dir), stem, source, report=report,
-                                     beside=localizer.stages_beside)
+                                     beside=localizer.stages_beside, trust_anchors=trust_anchors)
         row = row_from_payload(payload, source, stem)
         row["timings"] = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
+        if (payload.get("provenance") or {}).get("seconds") is not None:
+            row["timings"]["provenance"] = payload["provenance"]["seconds"]
     except WslocError as error:
         row["error"] = str(error)
     except Exception as error:  # one broken image must not stop a run over many
@@ -174,6 +199,18 @@ def verdict_line(row: dict) -> str:
     """One image's result for people, in one line of at most :data:`~wsloc_runtime.wording.LINE_WIDTH`
     characters: the file, the verdict and its score, what the photo could show, the mask's share
     (:func:`~wsloc_runtime.wording.verdict_short_line`; the scale and edges are said once after all
-    lines, :func:`~wsloc_runtime.wording.legend_lines`)."""
-    return verdict_short_line(row["file"], row["verdict"], row["probability"], row.get("could_show"),
+    lines, :func:`~wsloc_runtime.wording.legend_lines`). The file name is shown as text: a name can
+    hold terminal escape sequences."""
+    return verdict_short_line(terminal_text(row["file"]), row["verdict"], row["probability"], row.get("could_show"),
                               row["mask_fraction"])
+
+
+def provenance_line(row: dict) -> str | None:
+    """The provenance lines printed under an image's verdict line (each at most
+    :data:`~wsloc_runtime.wording.LINE_WIDTH` characters), or None when the file carries neither
+    credentials nor a declaration (nothing is printed then: nothing to say)."""
+    if not row.get("provenance"):
+        return None
+    lines = textwrap.wrap(f"provenance: {terminal_text(row['provenance'])}", LINE_WIDTH - 2,
+                          subsequent_indent="  ", break_on_hyphens=False)
+    return "\n".join(f"  {line}" for line in lines)

@@ -23,6 +23,8 @@ import numpy as np
 
 from . import __version__
 from .imageio import _atomic_write
+from .provenance import action_in_words, ingredient_in_words
+from .safe_text import html_text
 from .wording import as_sentence, fusion_in_words, score_in_words, trace_caption, verdict_sentence
 from .pipeline import MASK_THRESHOLD, LocalizationResult
 from .sel import sel_display
@@ -190,8 +192,11 @@ def render_report(
     file_evidence: dict | None = None,
     created: _datetime.datetime | None = None,
     sel_quality: int | None = None,
+    provenance: dict | None = None,
 ) -> str:
-    """The report as one HTML document (UTF-8 text, every picture inlined)."""
+    """The report as one HTML document (UTF-8 text, every picture inlined). ``provenance``
+    (:mod:`wsloc_runtime.provenance`) adds its line beside the verdict and its own section with
+    the full metadata in a collapsed ``<details>``; every string from the file is escaped."""
     created = created or _datetime.datetime.now(_datetime.timezone.utc)
     band = result.verdict_band
     marked = float(result.mask.mean())
@@ -239,10 +244,12 @@ def render_report(
 <p class="small">Made by wsloc {html.escape(__version__)} on {created.strftime('%Y-%m-%d')}. This file holds every
 picture it shows; it reads offline and prints.</p></header>
 <p class="verdict" id="verdict"><strong>{html.escape(result.verdict)}</strong>. {html.escape(sentence.split('. ', 1)[-1])}</p>
+{provenance_line_html(provenance)}
 {f'<ul class="notes">{notes}</ul>' if notes else ''}
 <table class="facts">{''.join(f'<tr><th>{k}</th><td>{v}</td></tr>' for k, v in facts)}</table>
 {''.join(sections)}
 {file_section}
+{provenance_section_html(provenance)}
 <section class="reading"><h2>How to read this report</h2>
 <p>The verdict combines detectors trained to tell edited photos from originals with the forensic traces above.
 "Likely manipulated" and "likely authentic" were each right at least 90% of the time on the development sets;
@@ -254,6 +261,68 @@ file was saved; the verdict never reads it. Attach the photo's SHA-256 above so 
 report is about the same file.</p></section>
 </body></html>
 """
+
+
+def provenance_line_html(provenance: dict | None) -> str:
+    """The provenance line under the verdict (empty when the file says nothing about its origin)."""
+    if not provenance or not provenance.get("statement"):
+        return ""
+    return f'<p class="provenance" id="provenance"><b>Provenance:</b> {html_text(provenance["statement"])}</p>'
+
+
+def _rows(pairs) -> str:
+    return "".join(f"<tr><th>{html_text(key)}</th><td>{html_text(value)}</td></tr>" for key, value in pairs)
+
+
+def provenance_section_html(provenance: dict | None) -> str:
+    """The report's provenance section: credentials (validation, actions, ingredients), the file's
+    declarations, and every metadata field in a collapsed table. All file strings escaped."""
+    if not provenance:
+        return ""
+    parts = ['<section class="provenance-details" id="provenance-details"><h2>Provenance (information only)</h2>']
+    statement = provenance.get("statement") or ("The file carries no Content Credentials and no declaration of how "
+                                                "it was made (most platforms strip them; that means nothing).")
+    parts.append(f"<p>{html_text(statement)}</p>")
+    credentials = provenance.get("credentials") or {}
+    if credentials.get("readable"):
+        signer = credentials["signer"]
+        parts.append("<h3>Content Credentials</h3><table class=\"facts\">" + _rows([
+            ("Validation", credentials["validation_in_words"]),
+            ("Claim generator", credentials.get("claim_generator") or "-"),
+            ("Signer", signer.get("name") or "-"), ("Certificate issuer", signer.get("issuer") or "-"),
+            ("Time stamp", signer.get("time") or "none"), ("Title", credentials.get("title") or "-"),
+            ("Active manifest", credentials.get("active_manifest") or "-"),
+        ]) + "</table>")
+        if credentials["actions"]:
+            parts.append("<h3>Actions</h3><ul>" + "".join(
+                f"<li>{html_text(action_in_words(action))}</li>" for action in credentials["actions"]) + "</ul>")
+        if credentials["ingredients"]:
+            parts.append("<h3>Ingredients</h3><ul>" + "".join(
+                f"<li>{html_text(ingredient_in_words(item))}</li>" for item in credentials["ingredients"]) + "</ul>")
+        if credentials["failures"]:
+            parts.append("<h3>Validation findings</h3><ul>" + "".join(
+                f"<li>{html_text(item['code'])}: {html_text(item['explanation'])}</li>"
+                for item in credentials["failures"]) + "</ul>")
+    declared = provenance.get("declarations") or {}
+    facts = []
+    if declared.get("digital_source_type"):
+        facts.append(("Digital source type", f"{declared['digital_source_type']['words']} "
+                                             f"({declared['digital_source_type']['uri']})"))
+    facts += [(label, declared[key]) for key, label in (("creator_tool", "XMP CreatorTool"),
+                                                          ("software", "EXIF Software")) if declared.get(key)]
+    facts += [(f"Created ({item['source']})", item["value"]) for item in declared.get("created", [])]
+    facts += [(f"Modified ({item['source']})", item["value"]) for item in declared.get("modified", [])]
+    facts += [("History", line) for line in declared.get("history", [])]
+    if facts:
+        parts.append("<h3>The file's own declarations (unsigned)</h3><table class=\"facts\">" + _rows(facts) + "</table>")
+    metadata = provenance.get("metadata") or {}
+    fields = [(f"{group.upper()} {key}", value) for group in ("exif", "gps", "iptc", "xmp", "icc")
+              for key, value in (metadata.get(group) or {}).items()]
+    parts.append(f"<details><summary>All metadata ({len(fields)} fields: EXIF, GPS, IPTC, XMP, ICC)</summary>"
+                 + (f'<table class="facts metadata">{_rows(fields)}</table>' if fields else "<p>None.</p>")
+                 + "</details>")
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def write_report_atomic(path: Path | str, document: str) -> Path:

@@ -1,0 +1,295 @@
+"""Provenance: Content Credentials read and validated with c2pa-python, the file's own declarations
+read with pyexiv2, said in plain words beside the verdict, with every file string kept as text.
+
+The signed photos are made here (tests/provenance_fixtures.py) with a certificate chain these
+tests generate; none of them goes to the network, and the remote-manifest test checks that
+against a local server that records every request."""
+
+from __future__ import annotations
+
+import csv
+import http.server
+import io
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("c2pa")
+pytest.importorskip("pyexiv2")
+
+from PIL import Image, PngImagePlugin  # noqa: E402
+
+from tests.provenance_fixtures import (IPTC, action, changed_after_signing, make_chain, sign, small_jpeg,  # noqa: E402
+                                       stripped, xmp_packet)
+from wsloc_runtime import provenance as prov  # noqa: E402
+from wsloc_runtime.outputs import csv_cells, row_from_payload  # noqa: E402
+from wsloc_runtime.safe_text import csv_text, html_text, markdown_text, terminal_text  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return make_chain()
+
+
+@pytest.fixture(scope="module")
+def signed(chain):
+    """The test set: each case a file's bytes."""
+    base = small_jpeg()
+    files = {
+        "camera": sign(base, chain, [action("c2pa.created", "digitalCapture")], generator="Test Camera"),
+        "generated": sign(base, chain, [action("c2pa.created", "trainedAlgorithmicMedia", "Firefly")],
+                          generator="Adobe Firefly"),
+        "filled": sign(small_jpeg("copymove_hats.jpg"), chain,
+                       [action("c2pa.edited", "compositeWithTrainedAlgorithmicMedia", "Generative Fill")],
+                       generator="Adobe Photoshop", ingredient=("beach.jpg", base)),
+    }
+    files["changed"] = changed_after_signing(files["camera"])
+    files["stripped"] = stripped(files["generated"])
+    files["xmp_only"] = small_jpeg(xmp=xmp_packet(Iptc4xmpExt_DigitalSourceType=IPTC + "trainedAlgorithmicMedia",
+                                                  xmp_CreatorTool="Midjourney"))
+    return files
+
+
+def test_fixtures_stay_small(signed):
+    assert all(len(data) < 200_000 for data in signed.values())
+
+
+def test_valid_credentials_name_the_signer_and_never_say_verified(signed):
+    found = prov.read_provenance(signed["camera"])
+    credentials = found["credentials"]
+    assert credentials["readable"] and credentials["signature_valid"] and credentials["hash_matches"] is True
+    assert credentials["trusted"] is None and credentials["claim_generator"] == "Test Camera 1.0"
+    assert credentials["signer"]["name"] == "wsloc test signer" and credentials["signer"]["time"] is None
+    assert credentials["actions"][0]["digital_source_type"]["term"] == "digitalCapture"
+    statement = found["statement"]
+    assert statement.startswith("It carries Content Credentials written by Test Camera 1.0, signed by wsloc test signer")
+    assert "signature valid" in statement and "signer not checked against a trust list" in statement
+    assert "verified" not in statement and not found["generative_ai_declared"]
+
+
+def test_a_trust_list_checks_the_signer(signed, chain):
+    trusted = prov.read_provenance(signed["camera"], chain.root_pem.decode())
+    assert trusted["credentials"]["trusted"] is True and "signer on the trust list given" in trusted["statement"]
+    other = prov.read_provenance(signed["camera"], make_chain().root_pem.decode())
+    assert other["credentials"]["trusted"] is False and "signer NOT on the trust list given" in other["statement"]
+
+
+def test_generated_photo_is_said_first_as_a_claim(signed):
+    found = prov.read_provenance(signed["generated"])
+    assert found["credentials"]["generative_ai"] == "created" and found["generative_ai_declared"]
+    assert found["statement"].startswith("Its Content Credentials say it was made with generative AI (Adobe Firefly 1.0), "
+                                         "signed by wsloc test signer")
+    assert found["credentials"]["actions"][0]["software_agent"] == "Firefly"
+
+
+def test_ai_filled_photo_lists_its_ingredient(signed):
+    found = prov.read_provenance(signed["filled"])
+    credentials = found["credentials"]
+    assert credentials["generative_ai"] == "edited"
+    assert found["statement"].startswith("Its Content Credentials say it was edited with generative AI (Adobe Photoshop 1.0)")
+    assert [(i["title"], i["relationship"]) for i in credentials["ingredients"]] == [("beach.jpg", "parentOf")]
+    assert prov.ingredient_in_words(credentials["ingredients"][0]) == "beach.jpg (parentOf, image/jpeg)"
+
+
+def test_changed_after_signing_is_said_so(signed):
+    found = prov.read_provenance(signed["changed"])
+    assert found["credentials"]["hash_matches"] is False
+    assert "changed after it was signed" in found["statement"]
+    assert prov.csv_columns(found) == {"credentials_present": True, "credentials_valid": False, "ai_declared": False}
+
+
+def test_stripped_credentials_say_nothing(signed):
+    found = prov.read_provenance(signed["stripped"])
+    assert found["credentials"] == {"present": False} and found["statement"] is None
+    assert prov.csv_columns(found) == {"credentials_present": False, "credentials_valid": None, "ai_declared": False}
+
+
+def test_xmp_only_declaration_is_a_claim_by_the_file(signed):
+    found = prov.read_provenance(signed["xmp_only"])
+    assert found["credentials"] == {"present": False}
+    assert found["declarations"]["creator_tool"] == "Midjourney" and found["generative_ai_declared"]
+    assert found["statement"] == ("Its metadata (unsigned, anyone can write it) says it was created with generative "
+                                  "AI (a trained model) (by Midjourney, as the file says).")
+
+
+def test_every_iptc_term_has_plain_words():
+    terms = ["digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print", "minorHumanEdits",
+             "humanEdits", "compositeCapture", "algorithmicallyEnhanced", "dataDrivenMedia", "digitalArt",
+             "virtualRecording", "compositeSynthetic", "trainedAlgorithmicMedia",
+             "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia", "screenCapture", "composite",
+             "softwareImage", "digitalCreation"]
+    for term in terms:
+        said = prov.source_type_in_words(IPTC + term)
+        assert said["term"] == term and "unknown" not in said["words"]
+    assert [t for t in terms if prov.source_type_in_words(IPTC + t)["generative_ai"]] == [
+        "trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"]
+    assert "unknown" in prov.source_type_in_words(IPTC + "somethingNew")["words"]
+
+
+def test_declarations_read_history_dates_and_software():
+    exif = Image.Exif()
+    exif[0x0131] = "GIMP 2.10"
+    exif[0x0132] = "2024:05:01 10:00:00"
+    data = small_jpeg(exif=exif, xmp=xmp_packet(xmp_CreatorTool="Adobe Photoshop 25.0 (Windows)",
+                                                 photoshop_History="cropped", xmp_CreateDate="2024-04-30T09:00:00"))
+    declared = prov.read_provenance(data)["declarations"]
+    assert declared["software"] == "GIMP 2.10" and declared["creator_tool"] == "Adobe Photoshop 25.0 (Windows)"
+    assert {"source": "EXIF DateTime", "value": "2024:05:01 10:00:00"} in declared["modified"]
+    assert {"source": "XMP CreateDate", "value": "2024-04-30T09:00:00"} in declared["created"]
+    assert declared["history"] == ["Photoshop history: cropped"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_truncated_manifest_is_one_line_and_no_crash(signed):
+    data = signed["camera"]
+    start = data.find(b"jumb")
+    broken = data[: start + 300] + data[start + 400:]
+    found = prov.read_provenance(broken)
+    assert found["credentials"]["present"] and not found["credentials"]["readable"]
+    assert found["statement"].startswith("Content Credentials: the file's Content Credentials are damaged")
+    assert "\n" not in found["statement"]
+
+
+def test_garbage_in_the_jumbf_segment_is_one_line(signed):
+    data = signed["camera"]
+    start = data.find(b"jumb")
+    broken = data[: start + 40] + bytes(range(256)) * 4 + data[start + 40 + 1024:]
+    found = prov.read_provenance(broken)
+    assert found["statement"].startswith("Content Credentials: ") and found["credentials"]["readable"] is False
+
+
+def _recording_server():
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            requests.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, requests
+
+
+def test_remote_manifest_is_named_never_fetched():
+    server, requests = _recording_server()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/manifest.c2pa"
+        found = prov.read_provenance(small_jpeg(xmp=xmp_packet(dcterms_provenance=url)))
+        time.sleep(0.2)
+    finally:
+        server.shutdown()
+    assert requests == []
+    assert found["credentials"] == {"present": False, "remote_url": url}
+    assert "wsloc does not fetch it" in found["statement"] and url in found["statement"]
+
+
+def test_remote_manifest_with_a_jumbf_box_is_not_fetched(signed):
+    """A file with both an embedded box and a remote reference: the library's remote fetch is off."""
+    server, requests = _recording_server()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/manifest.c2pa"
+        data = signed["camera"]
+        with_xmp = small_jpeg(xmp=xmp_packet(dcterms_provenance=url))
+        # Put the signed file's APP11 segments into the XMP-carrying file (manifest no longer matching).
+        start = data.find(b"\xff\xeb")
+        end = data.find(b"\xff\xdb")
+        mixed = with_xmp[:2] + data[start:end] + with_xmp[2:]
+        found = prov.read_provenance(mixed)
+        time.sleep(0.2)
+    finally:
+        server.shutdown()
+    assert requests == []
+    assert found["statement"]  # one line, whatever the library made of it
+
+
+def test_a_50_mb_xmp_packet_is_refused_quickly():
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp_packet(photoshop_History="A" * 50_000_000).decode())
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), "gray").save(buffer, "PNG", pnginfo=info)
+    start = time.perf_counter()
+    found = prov.read_provenance(buffer.getvalue())
+    assert time.perf_counter() - start < 2.0
+    assert "XMP metadata is 50 MB" in found["problem"] and found["metadata"]["xmp"] == {}
+    assert found["statement"].startswith("Provenance: the file's XMP metadata is 50 MB")
+
+
+def test_an_expired_certificate_is_said_in_words():
+    expiring = make_chain(valid_days=(-1, 2 / 86400))  # valid for two more seconds: signing is allowed
+    data = sign(small_jpeg(), expiring, [action("c2pa.created", "digitalCapture")])
+    time.sleep(3)
+    found = prov.read_provenance(data)
+    assert found["credentials"]["signature_valid"] is False
+    assert "signature NOT valid (the signing certificate has expired" in found["statement"]
+    assert prov.csv_columns(found)["credentials_valid"] is False
+
+
+def test_credentials_in_a_format_the_library_does_not_read_are_one_line(signed):
+    data = signed["camera"]
+    start = data.find(b"jumb") - 8
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "BMP")
+    found = prov.read_provenance(buffer.getvalue() + data[start: start + 2000])
+    assert found["statement"].startswith("Content Credentials: the file has Content Credentials in a form the "
+                                         "C2PA library cannot read")
+
+
+def test_unreadable_file_gives_a_dict_not_an_exception():
+    for data in (b"", b"\xff\xd8\xff", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 10):
+        found = prov.read_provenance(data)
+        assert found["used_in_verdict"] is False and found["credentials"]["present"] is False
+
+
+def test_a_trust_list_without_certificates_is_refused(tmp_path):
+    path = tmp_path / "list.pem"
+    path.write_text("not a certificate")
+    with pytest.raises(ValueError, match="expected a trust list of PEM certificates"):
+        prov.read_trust_anchors(path)
+
+
+# --------------------------------------------------------------------------- strings stay text
+
+
+HOSTILE = '<img src="http://127.0.0.1:9/px.gif"> ![x](http://127.0.0.1:9/md.png) [y](http://127.0.0.1:9/) \x1b[31m'
+
+
+def test_hostile_strings_are_escaped_for_each_place():
+    assert "<img" not in html_text(HOSTILE) and "&lt;img" in html_text(HOSTILE)
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark").render(markdown_text(HOSTILE))  # linkify on, HTML on
+    assert "<img" not in rendered and "<a " not in rendered and "&lt;img" in rendered
+    assert "<img" in markdown_it.MarkdownIt("commonmark").render(HOSTILE)  # the test can fail
+    assert "\x1b" not in terminal_text(HOSTILE) and "\x1b" not in prov.clean_text(HOSTILE)
+    assert [csv_text(v) for v in ("=HYPERLINK(1)", "+1", "-1", "@SUM(1)", "ok", 0.5)] == [
+        "'=HYPERLINK(1)", "'+1", "'-1", "'@SUM(1)", "ok", 0.5]
+
+
+def test_hostile_credentials_stay_text_in_the_csv_row(chain):
+    data = sign(small_jpeg(), chain, [action("c2pa.created", "trainedAlgorithmicMedia", HOSTILE)],
+                generator="=cmd|' /C calc'!A0")
+    found = prov.read_provenance(data)
+    assert found["credentials"]["claim_generator"].startswith("=cmd")  # kept as the file says, as text
+    row = row_from_payload({"verdict": "uncertain", "provenance": found, "notes": []}, "=evil.jpg", "x")
+    cells = csv_cells(row)
+    assert cells["file"] == "'=evil.jpg" and cells["ai_declared"] == "true" and cells["credentials_present"] == "true"
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, list(cells)).writerow(cells)
+    assert ",=" not in buffer.getvalue()
+
+
+def test_no_credentials_costs_next_to_nothing():
+    """A photo without credentials never reaches the C2PA reader (the layout walk finds no JUMBF)."""
+    data = small_jpeg(size=1024)
+    assert prov.metadata_layout(data)["jumbf"] is False
+    start = time.perf_counter()
+    for _ in range(20):
+        prov.read_provenance(data)
+    assert (time.perf_counter() - start) / 20 < 0.03
