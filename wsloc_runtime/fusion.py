@@ -112,6 +112,12 @@ class FusionSettings:
     paper_verdict_band: tuple[float, float] | None = None
     paper_readable_from: float = DEFAULT_READABLE_FROM
     paper_verdict_margin: float = 0.0
+    #: What the verdict rule measured out of sample for each confident word, per fusion mode:
+    #: ``{mode: {verdict: (right, said, set)}}``, the worst held-out set where the word was said at
+    #: least 10 times (``set`` None: pooled over the held-out sets). The app, the report and the
+    #: README state these, never a precision the rule did not measure (``studies.verdict_band
+    #: --leave-one-out``; docs/verdict.md).
+    stated_precision: Mapping[str, Mapping[str, tuple[int, int, str | None]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.region_choice not in REGION_CHOICES:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -71,6 +71,22 @@ def legend_lines(band: Sequence[float], out_dir: str | None = None) -> list[str]
     if out_dir is not None:
         lines.append(f"Each photo's heatmap, mask, overlay and JSON: {out_dir.rstrip('/')}/NAME_*.png, NAME.json.")
     return lines
+
+
+def precision_in_words(verdict: str, stated: Mapping[str, Sequence] | None) -> str | None:
+    """How often ``verdict`` was right out of sample, in words, from the verdict rule's own table
+    (``FusionSettings.stated_precision[mode]``): ``'right 86 of 96 times (90 %) on the development
+    set where it did worst, with its edges chosen without that set'``; None when the rule measured
+    nothing for it (then nothing is claimed)."""
+    if not stated or verdict not in stated:
+        return None
+    right, said, where = stated[verdict]
+    if not said:
+        return None
+    share = f"right {right} of {said} times ({100 * right / said:.0f} %)"
+    if where:
+        return f"{share} on the development set where it did worst ({where}), with its edges chosen without that set"
+    return f"{share} over the development sets, each with its edges chosen without it"
 
 
 def verdict_sentence(verdict: str, probability: float, band: Sequence[float], mask_fraction: float | None,
