@@ -48,8 +48,11 @@ def compare(before: dict, after: dict) -> dict:
     """Per-score (before, after), the identical-row count and whether the verdict counts match."""
     rows_before, rows_after = before.get("per_image", []), after.get("per_image", [])
     identical = sum(1 for a, b in zip(rows_before, rows_after) if a == b)
+    # The same photo by file name: one run may have read the pairs file by a relative path, the other
+    # by an absolute one.
     same_verdict = sum(1 for a, b in zip(rows_before, rows_after)
-                       if a.get("image") == b.get("image") and a.get("verdict") == b.get("verdict"))
+                       if Path(str(a.get("image"))).name == Path(str(b.get("image"))).name
+                       and a.get("verdict") == b.get("verdict"))
     return {
         "scores": {k: (before.get(k), after.get(k)) for k in SCORES},
         "rows": len(rows_before),
