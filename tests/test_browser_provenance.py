@@ -16,10 +16,12 @@ import pytest
 from tests.test_browser import ARTIFACTS, RESULT_TIMEOUT_MS, UI_TIMEOUT_MS, browser, open_page  # noqa: F401
 from tests.test_app import app_server  # noqa: F401  (the fixture: a running app.py on the contract models)
 
-pyexiv2 = pytest.importorskip("pyexiv2")
 pytest.importorskip("c2pa")
 
-from tests.provenance_fixtures import action, make_chain, sign, small_jpeg  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from tests.provenance_fixtures import (action, iptc_datasets, make_chain, sign, small_jpeg, with_iptc,  # noqa: E402
+                                       xmp_document)
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +55,18 @@ def hostile(base: str, where: str) -> str:
 
 @pytest.fixture(scope="module")
 def hostile_photo(tmp_path_factory, recorder):
+    from xml.sax.saxutils import escape
+
     base, _ = recorder
-    with pyexiv2.ImageData(small_jpeg("spliced_boat.jpg", size=512)) as image:
-        image.modify_exif({"Exif.Image.Make": hostile(base, "exif-make"), "Exif.Image.Model": hostile(base, "exif-model"),
-                           "Exif.Image.Software": hostile(base, "exif-software")})
-        image.modify_iptc({"Iptc.Application2.Caption": hostile(base, "iptc-caption"),
-                           "Iptc.Application2.Byline": [hostile(base, "iptc-byline")]})
-        image.modify_xmp({"Xmp.xmp.CreatorTool": hostile(base, "xmp-creatortool"),
-                          "Xmp.dc.title": {'lang="x-default"': hostile(base, "xmp-title")}})
-        data = image.get_bytes()
+    exif = Image.Exif()
+    exif[0x010F] = hostile(base, "exif-make")  # Exif.Image.Make
+    exif[0x0110] = hostile(base, "exif-model")  # Exif.Image.Model
+    exif[0x0131] = hostile(base, "exif-software")  # Exif.Image.Software
+    xmp = xmp_document(f"<xmp:CreatorTool>{escape(hostile(base, 'xmp-creatortool'))}</xmp:CreatorTool>"
+                       f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{escape(hostile(base, "xmp-title"))}'
+                       "</rdf:li></rdf:Alt></dc:title>")
+    iptc = iptc_datasets({(2, 120): hostile(base, "iptc-caption"), (2, 80): [hostile(base, "iptc-byline")]})
+    data = with_iptc(small_jpeg("spliced_boat.jpg", size=512, xmp=xmp, exif=exif), iptc)
     signed = sign(data, make_chain(signer_name='<img src="/c2pa-signer.gif">'),
                   [action("c2pa.created", "trainedAlgorithmicMedia", hostile(base, "c2pa-agent"))],
                   generator=hostile(base, "c2pa-generator"))
