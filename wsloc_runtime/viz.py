@@ -208,3 +208,16 @@ def outline_scaled(picture: np.ndarray, mask: np.ndarray, colour=(255, 40, 40)) 
     scaled = [np.round(c.astype(np.float32) * np.float32([scale_x, scale_y])).astype(np.int32) for c in contours]
     cv2.drawContours(result, scaled, -1, colour, max(2, round(max(picture.shape[:2]) / 400)), cv2.LINE_AA)
     return result
+
+
+def fit_within(picture: np.ndarray, max_side: int) -> np.ndarray:
+    """``picture`` reduced (INTER_AREA) so that its longest side is at most ``max_side``; itself
+    when it already fits. Any ``(h, w[, c])`` ``uint8`` array."""
+    if max_side < 1:
+        raise ValueError(f"fit_within: max_side must be at least 1, got {max_side}")
+    height, width = picture.shape[:2]
+    factor = max_side / max(height, width)
+    if factor >= 1.0:
+        return picture
+    return cv2.resize(picture, (max(1, round(width * factor)), max(1, round(height * factor))),
+                      interpolation=cv2.INTER_AREA)
