@@ -5,9 +5,11 @@ how large the report is.
   comparison's "after" side redrawn from the stored map), plus Gradio's own encoding of the
   pictures it sends (``ImageSlider.postprocess`` and ``Image.postprocess``, both JPEG as in app.py), on a
   ~1 MP photo. Nothing is analysed again.
-- upload to verdict: app.py's analysis of a ~1 MP photo (``app.analyse``: the pipeline, the
-  downloads and the report) and the page's pictures (the decoded photo, the comparison, the mask
-  panel, the step-by-step gallery), as ``run_page`` makes them; the browser adds the transfer.
+- upload to verdict: what app.py runs for a ~1 MP photo, through the runtime (bench imports no
+  app.py, tests/test_layers.py): the pipeline, the downloads and the report (``write_result_files``,
+  as ``app.analyse`` writes them), then the page's main pictures (the decoded photo, the comparison,
+  the heatmap with its colour bar, the mask panel) encoded as Gradio does; the browser adds the
+  transfer and the step-by-step gallery (tests/test_browser_workbench.py times the whole).
 - report: ``wsloc localize --report``'s HTML for a 12 MP synthetic photo, in bytes.
 
     python -m bench.bench_workbench [--models assets/models] [--runs 10]
@@ -39,32 +41,36 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import gradio as gr
 
-    import app
-    from wsloc_runtime import workbench
+    from wsloc_runtime import viz, workbench
     from wsloc_runtime.imageio import load_image
-    from wsloc_runtime.outputs import localize_to_files
+    from wsloc_runtime.outputs import localize_to_files, write_result_files
     from wsloc_runtime.pipeline import Localizer
 
     work = Path(tempfile.mkdtemp(prefix="bench_workbench_"))
     photo_1mp = synth_photo_jpeg(work / "photo_1mp.jpg", 1224, 816)
     photo_12mp = synth_photo_jpeg(work / "photo_12mp.jpg", 4000, 3000)
 
-    localizers = app.Localizers()
-    references = app.ReferenceMasks([])
-    app.analyse(localizers, references, str(photo_1mp), "graph")  # warm-up: sessions, caches
+    localizer = Localizer()
+
+    def analyse(index: int):
+        result = localizer.localize(str(photo_1mp))
+        write_result_files(result, work / f"page{index}", "photo", str(photo_1mp), report=True,
+                           beside=localizer.stages_beside)
+        return result
+
+    analyse(-1)  # warm-up: sessions, caches
     slider, mask_image = gr.ImageSlider(format="jpeg"), gr.Image(format="jpeg")  # as app.py makes them
 
     verdict_times, page_times = [], []
-    for _ in range(args.runs):
+    for index in range(args.runs):
         start = time.perf_counter()
-        analysis = app.analyse(localizers, references, str(photo_1mp), "graph")
+        result = analyse(index)
         middle = time.perf_counter()
         photo = load_image(str(photo_1mp))
-        bench = workbench.workbench_of(analysis.result, photo)
+        bench = workbench.workbench_of(result, photo)
         slider.postprocess((bench.photo, workbench.after_picture(bench)))
         mask_image.postprocess(workbench.mask_panel(bench))
-        app.evidence_gallery(analysis, 90, app.DEFAULT_OPACITY)
-        app.traces_html(analysis, app.DEFAULT_OPACITY)
+        mask_image.postprocess(viz.with_colour_bar(viz.overlay(result.image, result.enhanced)))
         page_times.append(time.perf_counter() - middle)
         verdict_times.append(time.perf_counter() - start)
 
