@@ -117,7 +117,8 @@ def summarize(report: dict) -> dict:
             if (row.get("model_probability") or 0.0) >= STRONG:
                 drivers["models' probability"] += 1
             for name, reading in (row.get("evidence") or {}).items():
-                if name != "activation" and reading.get("strength", 0.0) * reading.get("reliability", 0.0) >= STRONG:
+                claim = reading.get("claim", reading.get("strength", 0.0))  # what the verdict read
+                if name != "activation" and claim * reading.get("reliability", 0.0) >= STRONG:
                     drivers[name] += 1
     total = Counter(row["verdict"] for row in rows)
     accused = total.get("likely manipulated", 0)

@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--min-count", type=int, default=5, help="with --report: photos each side needs")
     parser.add_argument("--guard", metavar="SET.json",
                         help="with --evaluations: an evaluate report of authentic photos (studies.resave_chains) on "
-                             f"which \"likely manipulated\" may be said of at most {GUARD_MAX_ACCUSED:.0%}")
+                             f"which \"likely manipulated\" may be said of at most {100 * GUARD_MAX_ACCUSED:.0f}%%")
     parser.add_argument("--margins", action="store_true",
                         help=f"with --evaluations: choose a readability margin among {MARGIN_CANDIDATES} too")
     parser.add_argument("--leave-one-out", action="store_true",

@@ -19,6 +19,7 @@ ENTRY_POINTS = [
     "studies.evaluate_run", "studies.verdict_band", "studies.robustness", "studies.fusion_study",
     "studies.fusion_ceiling", "studies.stem_report", "studies.results_table", "export.fingerprint_export",
     "training.fingerprint", "studies.compare_evaluations", "studies.fingerprint_checkpoint",
+    "studies.numeric_stability", "studies.resave_chains",
 ]
 #: Entry points whose module is a framework's own code and imports it at the top (a torch trainer).
 FRAMEWORK_MODULES = {"training.fingerprint": ["torch"]}

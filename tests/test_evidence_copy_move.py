@@ -174,8 +174,9 @@ def _place(canvas: np.ndarray, patch: np.ndarray, x: int, y: int, corner_shifts)
 def test_two_real_lookalikes_photographed_apart_are_not_a_copy(seed):
     """Two prints of one object, each seen from its own angle and each with its own sensor noise
     (COVERAGE's originals: two bottles of one brand): the matches agree only roughly with one
-    similarity transform, so the reading says "look alike", not "copy", at LOOKALIKE_STRENGTH."""
-    from wsloc_runtime.evidence.copy_move import LOOKALIKE_STRENGTH, MAX_COPY_MISFIT
+    similarity transform, so the reading shows them (where to look) but never says "copy", and
+    claims at most LOOKALIKE_CLAIM for the verdict."""
+    from wsloc_runtime.evidence.copy_move import LOOKALIKE_CLAIM, MAX_COPY_MISFIT
 
     canvas, rng, thing = _scene(seed)
     _place(canvas, thing, 60, 150, np.zeros((4, 2)))
@@ -184,8 +185,25 @@ def test_two_real_lookalikes_photographed_apart_are_not_a_copy(seed):
     reading = copy_move_evidence(photo)
     assert reading.details["copies"] == 0 and reading.details["lookalikes"] >= 1, reading.details
     assert reading.details["misfit_px"] > MAX_COPY_MISFIT
-    assert reading.strength == LOOKALIKE_STRENGTH
-    assert "look alike but are not a copy" in reading.reason and "copies of each other" not in reading.reason
+    assert reading.map.max() > 0.5 and reading.strength > LOOKALIKE_CLAIM  # still shown, where to look
+    assert reading.claim is not None and reading.claim_strength <= LOOKALIKE_CLAIM
+    assert "not as only a copy does" in reading.reason and "copies of each other" not in reading.reason
+
+
+def test_the_verdict_reads_the_claim_and_the_prior_reads_the_strength():
+    """fuse(): a near-copy's map still takes the prior over in proportion to its strength, while the
+    probability rises only by its claim."""
+    from wsloc_runtime.evidence import EvidenceMap
+    from wsloc_runtime.fusion import fuse
+
+    area = np.zeros((40, 40), np.float32)
+    area[10:20, 10:20] = 1.0
+    near = EvidenceMap("copy_move", area, 1.0, "near-copy", strength=0.9, claim=0.15)
+    sure = EvidenceMap("copy_move", area, 1.0, "copy", strength=0.9)
+    activation = EvidenceMap("activation", np.full((40, 40), 0.3, np.float32), 1.0, "detectors", strength=0.3)
+    with_near, with_sure = fuse([activation, near], 0.3), fuse([activation, sure], 0.3)
+    np.testing.assert_array_equal(with_near.prior, with_sure.prior)
+    assert with_near.probability < 0.5 < with_sure.probability
 
 
 @pytest.mark.parametrize("angle", [0.0, 10.0, 25.0])

@@ -206,5 +206,7 @@ def fuse(readings: Sequence[EvidenceMap], model_probability: float | None,
         authentic *= 1.0 - float(np.clip(settings.model_gain * model_probability, 0.0, 1.0))
     for reading in readings:
         gain = settings.strength_gain.get(reading.name, 0.0)
-        authentic *= 1.0 - float(np.clip(gain * reading.reliability * reading.strength, 0.0, 1.0))
+        # The claim, not the strength: a near-copy that may be two real look-alikes shows where to
+        # look (its strength weighs the map above) but claims little (EvidenceMap.claim).
+        authentic *= 1.0 - float(np.clip(gain * reading.reliability * reading.claim_strength, 0.0, 1.0))
     return FusedEvidence(prior.astype(np.float32), weights, float(1.0 - authentic))

@@ -72,6 +72,10 @@ class EvidenceMap:
             (0 = nothing found), for the verdict. Never derived from file metadata or the
             compression settings themselves.
         details: small JSON-ready numbers that explain the reading (counts, scores).
+        claim: in [0, 1] or None: how strongly the reading claims an edit *for the verdict* when that
+            differs from ``strength`` (which also weighs the map in the fused prior). Copy-move sets it
+            for two areas that match but not as only a copy does: they still show where to look,
+            and claim little (:attr:`claim_strength`).
     """
 
     name: str
@@ -80,6 +84,12 @@ class EvidenceMap:
     reason: str
     strength: float = 0.0
     details: dict = field(default_factory=dict)
+    claim: float | None = None
+
+    @property
+    def claim_strength(self) -> float:
+        """The image-level strength the verdict reads: :attr:`claim` when set, else :attr:`strength`."""
+        return self.strength if self.claim is None else self.claim
 
     def __post_init__(self) -> None:
         values = np.asarray(self.map, np.float32)
@@ -88,11 +98,14 @@ class EvidenceMap:
         self.map = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
         self.reliability = float(np.clip(self.reliability, 0.0, 1.0))
         self.strength = float(np.clip(self.strength, 0.0, 1.0))
+        if self.claim is not None:
+            self.claim = float(np.clip(self.claim, 0.0, 1.0))
 
     def summary(self) -> dict:
         return {
             "reliability": round(self.reliability, 4),
             "strength": round(self.strength, 4),
+            **({"claim": round(self.claim, 4)} if self.claim is not None else {}),
             "reason": self.reason,
             **({"details": self.details} if self.details else {}),
         }
