@@ -4,13 +4,14 @@ A thin Gradio front end over ``wsloc_runtime``'s public API: every number and ma
 comes from :meth:`wsloc_runtime.pipeline.Localizer.localize`; this file only picks
 models, shows the evidence in the order the method builds it, and writes downloads.
 
-    python app.py [--host 0.0.0.0] [--port 7860]
+    python app.py [--host 127.0.0.1] [--port 7860]
 
 Environment (all optional):
     WSLOC_MODELS             directory holding wcbnet{2,3,4}.onnx (and segmenter ONNX files)
     WSLOC_HF_REPO            Hugging Face repo to download missing models from
                              (WSLOC_HF_REVISION pins it; HF_HUB_OFFLINE=1 forbids it)
-    GRADIO_SERVER_NAME/PORT  where to listen (default 0.0.0.0:7860; --host/--port win)
+    GRADIO_SERVER_NAME/PORT  where to listen (default 127.0.0.1:7860, or 0.0.0.0 on a Hugging Face
+                             Space, where SPACE_ID is set; --host/--port win)
     WSLOC_APP_CONCURRENCY    images analysed at once (default 2): each holds a decoded photo
     WSLOC_APP_QUEUE_SIZE     requests allowed to wait (default 32)
     WSLOC_APP_MAX_UPLOAD_MB  largest upload, in MB (default 50)
@@ -40,20 +41,21 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from wsloc_runtime import viz  # noqa: E402
+from wsloc_runtime import viz, workbench  # noqa: E402
 from wsloc_runtime.imageio import image_files  # noqa: E402
 from wsloc_runtime.errors import WslocError  # noqa: E402
 from wsloc_runtime.evidence import create_evidence  # noqa: E402
 from wsloc_runtime.fusion import DEFAULT_FUSION  # noqa: E402
-from wsloc_runtime.wording import drivers_sentence, score_in_words, trace_caption  # noqa: E402
+from wsloc_runtime.wording import (drivers_sentence, precision_sentences, score_in_words,  # noqa: E402
+                                   trace_caption)
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
 from wsloc_runtime.provenance import (action_in_words, ingredient_in_words, provenance_of,  # noqa: E402
                                       read_trust_anchors)
 from wsloc_runtime.safe_text import markdown_text  # noqa: E402
-from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, write_json_atomic, write_png_atomic  # noqa: E402
+from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, load_image, write_json_atomic, write_png_atomic  # noqa: E402
 from wsloc_runtime.metrics import f1_iou_at, roc_auc  # noqa: E402
-from wsloc_runtime.outputs import mask_picture, verdict_sentence, write_heatmap_png  # noqa: E402
+from wsloc_runtime.outputs import mask_picture, verdict_sentence, write_heatmap_png, write_legend_png  # noqa: E402
 from wsloc_runtime.report import data_uri, render_report, write_report_atomic  # noqa: E402
 from wsloc_runtime.models import sha256_of  # noqa: E402
 from wsloc_runtime.pipeline import MASK_THRESHOLD, LocalizationResult, Localizer  # noqa: E402
@@ -65,7 +67,9 @@ log = logging.getLogger("wsloc.app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "assets" / "examples"
 DEFAULT_SEGMENTER = "graph"
-DEFAULT_OPACITY = 0.55
+DEFAULT_OPACITY = viz.DEFAULT_OPACITY
+#: The longest side of the preview shown as soon as a photo is uploaded.
+PREVIEW_MAX_SIDE = 1024
 
 
 def _env_int(name: str, default: int) -> int:
@@ -243,6 +247,10 @@ class Analysis:
     mask_png: Path
     json_path: Path
     report_html: Path | None = None
+    legend_png: Path | None = None
+    #: What the verdict rule measured for this fusion mode: ``{verdict: (right, said, set)}``;
+    #: empty when nothing was measured, and then no precision is claimed.
+    stated_precision: dict = None  # type: ignore[assignment]
 
 
 def _download_root() -> Path:
@@ -278,6 +286,7 @@ def analyse(
     localizer = localizers.get(segmenter or localizers.default_segmenter or DEFAULT_SEGMENTER)
     localizer = localizer.with_fusion(FUSION_CHOICES.get(fusion, fusion))  # sessions shared, nothing reloaded
     report = (lambda fraction, stage: progress(fraction, desc=stage)) if progress else None
+    start = time.perf_counter()
     try:
         result = localizer.localize(path, progress=report)
     except WslocError as error:
@@ -301,14 +310,22 @@ def analyse(
     stem = _safe_stem(path)
     # Downloads are at the photo's own size, so they overlay the original exactly.
     heatmap_png = write_heatmap_png(out / f"{stem}_heatmap.png", result)
+    legend_png = write_legend_png(out / f"{stem}_legend.png")
     # Empty for a photo judged authentic (LocalizationResult.mask): no download says "edited" about it.
     mask_png = write_png_atomic(out / f"{stem}_mask.png", mask_picture(result))
     json_path = write_json_atomic(out / f"{stem}_result.json", summary)
-    # The fact-check report: one self-contained HTML file (wsloc_runtime.report).
+    stated = dict(localizer.fusion_settings.stated_precision.get(result.fusion) or {})
+    # The fact-check report: one self-contained HTML file (wsloc_runtime.report), its pictures
+    # linked to the full-size downloads written beside it.
     document = render_report(result, Path(path).name, sha256_of(Path(path)), summary.get("file_evidence"),
-                             sel_quality=localizer.sel_quality, provenance=summary.get("provenance"))
+                             sel_quality=localizer.sel_quality, provenance=summary.get("provenance"),
+                             stated_precision=stated,
+                             full_size={"heatmap": heatmap_png.name, "mask": mask_png.name,
+                                        "legend": legend_png.name})
     report_html = write_report_atomic(out / f"{stem}_report.html", document)
-    return Analysis(result, summary, reference, heatmap_png, mask_png, json_path, report_html)
+    # One line per analysis: the browser tests count them (a redraw must not analyse again).
+    log.info("analysis finished: %s in %.2f s", stem, time.perf_counter() - start)
+    return Analysis(result, summary, reference, heatmap_png, mask_png, json_path, report_html, legend_png, stated)
 
 
 # --------------------------------------------------------------------------- presentation
@@ -320,10 +337,9 @@ def verdict_markdown(analysis: Analysis) -> str:
         f"## Verdict: {result.verdict}",
         verdict_sentence(result.verdict, result.probability, result.verdict_band, float(result.mask.mean()),
                          result.readability_sentence),
-        f"For specialists: {score_in_words(result.probability, result.verdict_band, result.verdict)}; per variant: "
-        + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items())
-        + f"; photo {result.original_size[1]}×{result.original_size[0]} px.",
     ]
+    # A precision only where the verdict rule measured one (FusionSettings.stated_precision).
+    lines += precision_sentences(result.verdict, analysis.stated_precision or {})
     statement = (analysis.summary.get("provenance") or {}).get("statement")
     if statement:  # its own line beside the pixel verdict (docs/verdict.md, "Provenance")
         lines.append(f"**Provenance:** {markdown_text(statement)}")
@@ -339,6 +355,14 @@ def verdict_markdown(analysis: Analysis) -> str:
     return "\n\n".join(lines)
 
 
+def specialists_markdown(analysis: Analysis) -> str:
+    """The score as the method names it, and each detector's, for the "How it works" panel."""
+    result = analysis.result
+    return (f"For specialists: {score_in_words(result.probability, result.verdict_band, result.verdict)}; "
+            "per variant: " + ", ".join(f"{name} {p:.3f}" for name, p in result.variant_probabilities.items())
+            + f"; photo {result.original_size[1]}×{result.original_size[0]} px.")
+
+
 def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> list[tuple[np.ndarray, str]]:
     """The maps in the order the method builds them (shared/design/method.md, steps 1-6)."""
     result = analysis.result
@@ -348,11 +372,12 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
          f"1 · What re-saving as a JPEG (quality {sel_quality}) changes; gray = no change"),
     ]
     for name, cam in result.variant_maps.items():
-        items.append((viz.heatmap(cam), f"2 · Where detector {name} looked (its score "
+        items.append((viz.with_colour_bar(viz.heatmap(cam)), f"2 · Where detector {name} looked (its score "
                                         f"{result.variant_probabilities[name]:.2f})"))
-    items.append((viz.heatmap(result.activation), "3 · Where the detectors agree"))
+    items.append((viz.with_colour_bar(viz.heatmap(result.activation)), "3 · Where the detectors agree"))
     if result.evidence:
-        items.append((viz.heatmap(result.prior), "3b · The detectors' map combined with every other trace"))
+        items.append((viz.with_colour_bar(viz.heatmap(result.prior)),
+                      "3b · The detectors' map combined with every other trace"))
     items.append((viz.region_map(image, result.regions),
                   f"4 · The photo cut into {len(result.regions)} regions"))
     if result.region_index >= 0:
@@ -361,7 +386,7 @@ def evidence_gallery(analysis: Analysis, sel_quality: int, opacity: float) -> li
         items.append((chosen, f"5 · The region that best matches {matched}"))
     else:
         items.append((image, "5 · No region found, so the map is left as it is"))
-    items.append((viz.overlay(image, result.enhanced, opacity), "6 · Final heatmap over the photo"))
+    items.append((viz.with_colour_bar(viz.overlay(image, result.enhanced, opacity)), "6 · Final heatmap over the photo"))
     if result.is_manipulated is False:  # the method's mask, named for what it is: not a finding
         items.append((viz.mask_image(result.posterior_mask), "7 · The map cut at one half; no mask is given, as the photo "
                                                    "was judged likely authentic"))
@@ -382,12 +407,12 @@ def traces_gallery(analysis: Analysis, opacity: float) -> list[tuple[np.ndarray,
         return []
     titles = evidence_titles(result)
     items = [
-        (viz.overlay(result.image, reading.map, opacity),
+        (viz.with_colour_bar(viz.overlay(result.image, reading.map, opacity)),
          trace_caption(reading, result.evidence_shares.get(name, 0.0), titles[name]))
         for name, reading in result.evidence.items()
     ]
     if result.prior is not None:
-        items.append((viz.overlay(result.image, result.prior, opacity),
+        items.append((viz.with_colour_bar(viz.overlay(result.image, result.prior, opacity)),
                       "All the traces combined, each weighted by how readable it is on this photo: "
                       "the map the region step and the final map start from."))
     return items
@@ -530,6 +555,31 @@ CSS = """
 """
 
 
+#: The method in its own words, for the "How it works" panel (the first screen stays in plain words).
+HOW_IT_WORKS = (
+    "Three WCBnet classifiers read the photo's **signed error levels** (what JPEG re-compression changes; the "
+    "bundled models also read where 8x8 JPEG blocks look compressed once amid blocks compressed twice), and "
+    "Grad-CAM shows where each one looked. With \"All the evidence\", that map is combined with the other traces "
+    "(JPEG history, JPEG grid, copy-move, noise, error levels), each weighted by how readable it is on the photo. "
+    "A segmenter cuts the photo into object-shaped regions, and a Bayesian update with the region that best "
+    "matches the map gives the final map (the posterior); the mask is that map cut at one half. The verdict "
+    "comes from P(manipulated), the detectors' score combined with the traces, against edges chosen on "
+    "development sets (docs/verdict.md)."
+)
+
+
+def preview_picture(path: str | None, max_pixels: int) -> np.ndarray | None:
+    """The uploaded photo reduced to :data:`PREVIEW_MAX_SIDE`, or None when it cannot be read (the
+    analysis that follows says why)."""
+    if not path:
+        return None
+    try:
+        photo = load_image(path, max_pixels)
+    except WslocError:
+        return None
+    return viz.fit_within(photo, PREVIEW_MAX_SIDE)
+
+
 def build_app(localizers: Localizers | None = None, examples: list[Example] | None = None) -> gr.Blocks:
     localizers = localizers or Localizers()
     examples = find_examples() if examples is None else examples
@@ -547,30 +597,39 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             raise gr.Error(f"Something went wrong while analysing this image (reference {ref}); "
                            "it has been logged. Try another image.", print_exception=False) from None
 
-    def run_page(path, segmenter, opacity, fusion, progress=gr.Progress()):
+    def run_page(path, segmenter, opacity, fusion, threshold, progress=gr.Progress()):
         try:
             analysis = run(path, segmenter, progress, fusion)
         except gr.Error as error:
             # Keep the message on the page too (a toast disappears), and clear stale results.
             gr.Warning(error.message)
             return (f"## Could not analyse this file\n\n{markdown_text(html.unescape(error.message))}", None, None,
-                    [], None, gr.update(value=None, visible=False), "", "", None, "", "", "", "")
+                    None, [], None, gr.update(value=None, visible=False), "", "", None, "", "", "", "", "")
         result = analysis.result
         quality = localizers.get(result.segmenter).sel_quality
+        try:  # the photo at full resolution, for the before/after comparison
+            photo = load_image(path, localizers.max_pixels)
+        except WslocError:
+            photo = None
+        if photo is None or photo.shape[:2] != tuple(result.original_size):
+            photo = result.full_size(result.image)
+        bench = workbench.workbench_of(result, photo, opacity)
         return (
             verdict_markdown(analysis),
-            viz.overlay(result.image, result.enhanced, opacity),
-            viz.outline_mask(result.image, result.mask),
+            (bench.photo, workbench.after_picture(bench, threshold)),
+            viz.with_colour_bar(viz.overlay(result.image, result.enhanced, opacity)),
+            workbench.mask_panel(bench, threshold),
             evidence_gallery(analysis, quality, opacity),
-            [str(analysis.heatmap_png), str(analysis.mask_png), str(analysis.json_path)],
+            [str(analysis.heatmap_png), str(analysis.mask_png), str(analysis.legend_png), str(analysis.json_path)],
             gr.update(value=str(analysis.report_html), visible=True),
             details_markdown(analysis),
             file_evidence_markdown(analysis),
-            (result.image, result.enhanced),  # all the opacity slider needs; small (working size)
+            bench,  # all the sliders need: they redraw from it without analysing again
             traces_html(analysis, opacity),
             drivers_markdown(analysis),
             provenance_markdown(analysis),
             metadata_markdown(analysis),
+            specialists_markdown(analysis),
         )
 
     def run_api(image, segmenter, fusion=DEFAULT_FUSION, progress=gr.Progress()):
@@ -579,23 +638,33 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         analysis = run(image, segmenter, progress, fusion)
         return analysis.summary, str(analysis.heatmap_png), str(analysis.mask_png)
 
-    def repaint(state, opacity):
-        if state is None:
-            return gr.skip()
-        image, enhanced = state
-        return viz.overlay(image, enhanced, opacity)
+    def repaint(bench, opacity, threshold):
+        """The opacity slider: the heatmaps redrawn from the stored map, nothing analysed again."""
+        if bench is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        workbench.set_opacity(bench, opacity)
+        return (viz.with_colour_bar(viz.overlay(bench.image, bench.enhanced, opacity)),
+                (bench.photo, workbench.after_picture(bench, threshold)), bench)
+
+    def recut(bench, threshold):
+        """The threshold slider: the mask redrawn from the stored map, nothing analysed again."""
+        if bench is None:
+            return gr.skip(), gr.skip()
+        return workbench.mask_panel(bench, threshold), (bench.photo, workbench.after_picture(bench, threshold))
 
     def pick_example(event: gr.SelectData):
         return str(examples[event.index].image)
 
-    with gr.Blocks(title="wsloc: where was this photo manipulated?", analytics_enabled=False,
+    def preview(path):
+        return preview_picture(path, localizers.max_pixels)
+
+    with gr.Blocks(title="wsloc: was this photo edited, and where?", analytics_enabled=False,
                    delete_cache=(1800, DOWNLOAD_TTL_S)) as demo:
         gr.Markdown(
-            "# wsloc: was this photo spliced or copy-moved, and where?\n"
-            "Upload a photo or pick an example. WCBnet classifiers read the photo's **signed error levels** "
-            "(what JPEG re-compression changes; the bundled models also read where 8x8 JPEG blocks look "
-            "compressed once amid blocks compressed twice), Grad-CAM shows where each one looked, a segmenter turns "
-            "the fused map into object-shaped regions, and a Bayesian update gives the final mask."
+            "# Was this photo edited, and where?\n"
+            "Upload a photo or pick an example: the analysis starts at once. You get a verdict in words, "
+            "a before/after view to compare the photo with where the signs of editing are, and the traces "
+            "each check found. The maps show where to look closely; they are not proof on their own."
         )
         if localizers.models_error:
             gr.Markdown(f"> **The detector's models are missing, so nothing can be analysed.** "
@@ -603,47 +672,59 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
         if examples:
             gallery_examples = gr.Gallery(
                 [(str(e.image), e.caption) for e in examples], label=(
-                    "Examples: click one to analyse it (forgeries have a reference mask, "
-                    "so the verdict also gives pixel F1 and AUC; the last ones are authentic)"),
+                    "Examples: click one to analyse it (edited photos come with the true edited area, "
+                    "so the verdict also says how well the map matches it; the last ones are authentic)"),
                 columns=len(examples), height=150, allow_preview=False, object_fit="cover",
                 interactive=False, elem_id="examples",
             )
         with gr.Row():
             with gr.Column(scale=2, min_width=320):
                 upload = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="upload")
-                segmenter = gr.Radio(
-                    localizers.available, value=localizers.default_segmenter, label="Segmenter",
-                    elem_id="segmenter",
-                    info=segmenter_menu_note(localizers.available, localizers.unavailable),
-                )
-                with gr.Accordion("About the segmenters", open=False):
-                    gr.Markdown(segmenter_notes(localizers))
+                shown = gr.Image(label="Your photo", elem_id="preview", interactive=False, format="jpeg",
+                                 height=220, show_label=True)
+                threshold = gr.Slider(0.05, 0.95, value=MASK_THRESHOLD, step=0.05, elem_id="threshold",
+                                      label="Mask threshold: how strong the signs must be to be outlined",
+                                      info=f"Redraws the outline only; the verdict and the downloads use "
+                                           f"{MASK_THRESHOLD}.")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, elem_id="opacity",
-                                    label="Heatmap opacity (0 = photo only, 1 = heatmap only)")
+                                    label="Heatmap opacity where the signs are strongest (0 = photo only)")
                 fusion = gr.Radio(list(FUSION_CHOICES), value=next(iter(FUSION_CHOICES)), elem_id="fusion",
                                   label="What the map rests on",
                                   info="All the evidence: the detectors plus JPEG history, JPEG grid, copy-move and "
                                        "noise traces, each weighted by how readable it is on the photo. The paper's "
                                        "method: the detectors' attention alone.")
-                button = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                segmenter = gr.Radio(
+                    localizers.available, value=localizers.default_segmenter, label="How the photo is cut into regions",
+                    elem_id="segmenter",
+                    info=segmenter_menu_note(localizers.available, localizers.unavailable),
+                )
+                with gr.Accordion("About the segmenters", open=False):
+                    gr.Markdown(segmenter_notes(localizers))
+                button = gr.Button("Analyse again", variant="secondary", elem_id="analyse")
             with gr.Column(scale=5):
                 verdict = gr.Markdown("Results appear here.", elem_id="verdict")
+                compare = gr.ImageSlider(
+                    label="Before and after, at the photo's full resolution: drag the handle; scroll or pinch to zoom",
+                    elem_id="compare", interactive=False, format="jpeg", max_height=640)
                 with gr.Row():
-                    overlay = gr.Image(label="Where: enhanced heatmap over the photo", elem_id="heatmap",
-                                       interactive=False, format="png", height=360)
-                    mask = gr.Image(label="Final mask, outlined on the photo", elem_id="mask",
-                                    interactive=False, format="png", height=360)
+                    overlay = gr.Image(label="Where: the signs of editing over the photo (colour bar: strength)",
+                                       elem_id="heatmap", interactive=False, format="jpeg", height=360)
+                    mask = gr.Image(label="The mask outlined on the photo (green lines: copied areas)",
+                                    elem_id="mask", interactive=False, format="jpeg", height=360)
         drivers = gr.Markdown(elem_id="drivers")
         traces = gr.HTML(elem_id="traces")
-        evidence = gr.Gallery(label="The method, step by step", columns=5, height="auto",
-                              object_fit="contain", elem_id="evidence", interactive=False)
-        downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, result JSON",
-                            file_count="multiple", interactive=False, elem_id="downloads")
+        downloads = gr.File(label="Downloads: heatmap and mask PNG at the photo's size, their colour legend, "
+                                  "result JSON", file_count="multiple", interactive=False, elem_id="downloads")
         with gr.Row(equal_height=True):
             report_button = gr.DownloadButton("Download report (one HTML file to attach to a fact-check)",
                                               visible=False, elem_id="report")
             gr.Markdown("The command line writes the same report: `wsloc localize PHOTO --out DIR --report`.",
                         elem_id="report-cli")
+        with gr.Accordion("How it works: the method, step by step", open=False, elem_id="how-it-works"):
+            gr.Markdown(HOW_IT_WORKS, elem_id="method-words")
+            specialists = gr.Markdown(elem_id="specialists")
+            evidence = gr.Gallery(label="The method, step by step", columns=5, height="auto",
+                                  object_fit="contain", elem_id="evidence", interactive=False)
         with gr.Accordion("Details: timings, execution providers, models", open=False, elem_id="details-panel"):
             details = gr.Markdown(elem_id="details")
         with gr.Accordion("File evidence: camera, software, dates, thumbnail, JPEG settings (information only, "
@@ -656,18 +737,25 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
             metadata = gr.Markdown(elem_id="metadata")
         state = gr.State(None)
 
-        page_outputs = [verdict, overlay, mask, evidence, downloads, report_button, details, file_evidence, state,
-                        traces, drivers, provenance, metadata]
+        page_inputs = [upload, segmenter, opacity, fusion, threshold]
+        page_outputs = [verdict, compare, overlay, mask, evidence, downloads, report_button, details, file_evidence,
+                        state, traces, drivers, provenance, metadata, specialists]
         button.click(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
-        button.click(run_page, [upload, segmenter, opacity, fusion], page_outputs, api_visibility="private",
-                     concurrency_id="localize")
+        button.click(run_page, page_inputs, page_outputs, api_visibility="private", concurrency_id="localize")
+        # An upload is shown at once and analysed without a click.
+        upload.upload(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
+        upload.upload(preview, upload, shown, api_visibility="private", queue=False).then(
+            run_page, page_inputs, page_outputs, api_visibility="private", concurrency_id="localize")
+        upload.clear(lambda: None, None, shown, api_visibility="private", queue=False)
         if examples:
             gallery_examples.select(None, None, None, js=CLOSE_TOASTS_JS, queue=False, api_visibility="private")
             gallery_examples.select(pick_example, None, upload, api_visibility="private", queue=False).then(
-                run_page, [upload, segmenter, opacity, fusion], page_outputs, api_visibility="private",
-                concurrency_id="localize")
-        opacity.change(repaint, [state, opacity], overlay, api_visibility="private", queue=False,
-                       show_progress="hidden")
+                preview, upload, shown, api_visibility="private", queue=False).then(
+                run_page, page_inputs, page_outputs, api_visibility="private", concurrency_id="localize")
+        opacity.change(repaint, [state, opacity, threshold], [overlay, compare, state], api_visibility="private",
+                       queue=False, show_progress="hidden")
+        threshold.change(recut, [state, threshold], [mask, compare], api_visibility="private", queue=False,
+                         show_progress="hidden")
 
         # The programmatic endpoint: gradio_client's predict(file, segmenter, api_name="/localize").
         api_summary = gr.JSON(visible=False, label="summary")
@@ -682,14 +770,25 @@ def build_app(localizers: Localizers | None = None, examples: list[Example] | No
     return demo
 
 
+def default_host(environ=os.environ) -> str:
+    """Where ``python app.py`` listens unless ``--host`` says otherwise: ``$GRADIO_SERVER_NAME`` when
+    set; every interface (0.0.0.0) on a Hugging Face Space (``$SPACE_ID`` set), which routes to it;
+    else 127.0.0.1, this machine only (a photo under investigation is not for the whole network)."""
+    if environ.get("GRADIO_SERVER_NAME"):
+        return environ["GRADIO_SERVER_NAME"]
+    return "0.0.0.0" if environ.get("SPACE_ID") else "127.0.0.1"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Serve the wsloc web app (on every network interface unless --host says otherwise).",
+        description="Serve the wsloc web app (on this machine only, 127.0.0.1, unless --host says otherwise "
+                    "or it runs on a Hugging Face Space).",
         epilog=ENVIRONMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-                        help="address to listen on (default $GRADIO_SERVER_NAME or 0.0.0.0, every interface; "
-                             "127.0.0.1 keeps the app to this machine)")
+    parser.add_argument("--host", default=default_host(),
+                        help="address to listen on (default $GRADIO_SERVER_NAME, else 0.0.0.0 on a Hugging Face "
+                             "Space ($SPACE_ID set), else 127.0.0.1: this machine only; 0.0.0.0 serves every "
+                             "interface)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="default $GRADIO_SERVER_PORT or 7860")
     args = parser.parse_args(argv)

@@ -94,14 +94,16 @@ def test_upload_shows_verdict_heatmap_mask_and_evidence(page, tmp_path):
     page.locator("#upload input[type=file]").set_input_files(str(upload))
     # The upload finished. Gradio shows a file's stem and suffix in elements of their own.
     page.locator("#upload").get_by_text("holiday_photo").first.wait_for(timeout=UI_TIMEOUT_MS)
-    page.locator("#analyse").click()
-    page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#verdict").get_by_text("Verdict:").wait_for(timeout=RESULT_TIMEOUT_MS)  # no click needed
 
     verdict = page.locator("#verdict").inner_text()
     assert any(f"Verdict: {word}" in verdict for word in ("likely manipulated", "uncertain", "likely authentic"))
-    assert _shown_image_size(page, "#heatmap") == (768, 512)
+    width, height = _shown_image_size(page, "#heatmap")
+    assert height == 512 and width > 768  # the map and its colour bar
     assert _shown_image_size(page, "#mask") == (768, 512)
-    # SEL, three Grad-CAMs, fused map, regions, chosen region, enhanced overlay, mask.
+    # SEL, three Grad-CAMs, fused map, regions, chosen region, enhanced overlay, mask: in "How it works".
+    page.locator("#how-it-works").get_by_text("How it works").first.click()
+    page.locator("#evidence img").first.wait_for(timeout=UI_TIMEOUT_MS)
     assert page.locator("#evidence img").count() >= 9
     assert page.get_by_text("Against this example's reference mask").count() == 1  # same bytes as an example
     downloads = page.locator("#downloads").inner_text()  # Gradio shows the stem and suffix apart
@@ -150,7 +152,9 @@ UNREADABLE_TEXT_JS = """(selector) => {
 
 def test_details_table_and_evidence_captions_are_readable_at_1400_px(page):
     page.locator("#examples img").nth(0).click()
-    page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#verdict").get_by_text("Verdict:").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#how-it-works").get_by_text("How it works").first.click()
+    page.locator("#evidence .caption-label").first.wait_for(timeout=UI_TIMEOUT_MS)
     page.locator("#details-panel").get_by_text("Details: timings").click()
     page.locator("#details table th").first.wait_for(timeout=UI_TIMEOUT_MS)
     _screenshot(page, "app_details.png")
@@ -195,7 +199,7 @@ def test_trace_captions_read_whole_and_the_score_line_agrees_with_the_verdict(bu
     page = bundled_page
     names = [e.image.stem for e in app.find_examples()]
     page.locator("#examples img").nth(names.index(example)).click()
-    page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#verdict").get_by_text("Verdict:").wait_for(timeout=RESULT_TIMEOUT_MS)
     page.locator("#traces figcaption").first.wait_for(timeout=UI_TIMEOUT_MS)
     page.wait_for_function(
         "() => [...document.querySelectorAll('#traces img')].every(i => i.complete && i.naturalWidth > 0)",
@@ -210,7 +214,10 @@ def test_trace_captions_read_whole_and_the_score_line_agrees_with_the_verdict(bu
     assert f"Verdict: {verdict}" in shown, shown
     if verdict != "uncertain":
         assert "uncertain" not in shown, shown
-    assert f"verdict: {verdict}" in shown.split("For specialists:")[1]
+    page.locator("#how-it-works").get_by_text("How it works").first.click()
+    specialists = page.locator("#specialists")
+    specialists.get_by_text("For specialists:").wait_for(timeout=UI_TIMEOUT_MS)
+    assert f"verdict: {verdict}" in specialists.inner_text().split("For specialists:")[1]
     assert "wsloc localize PHOTO --out DIR --report" in page.locator("#report-cli").inner_text()
     assert page.locator("#report").is_visible()
 

@@ -87,7 +87,7 @@ def test_app_shows_file_strings_as_text_and_fetches_nothing(browser, app_server,
         page.locator("#upload input[type=file]").set_input_files(str(hostile_photo))
         page.locator("#upload").get_by_text("photo").first.wait_for(timeout=UI_TIMEOUT_MS)
         page.locator("#analyse").click()
-        page.get_by_text("P(manipulated)").wait_for(timeout=RESULT_TIMEOUT_MS)
+        page.locator("#verdict").get_by_text("Verdict:").wait_for(timeout=RESULT_TIMEOUT_MS)
         for label in ("Details: timings", "File evidence:", "Provenance: Content Credentials", "All metadata:"):
             page.get_by_text(label).first.click()
         provenance = page.locator("#provenance")

@@ -17,7 +17,7 @@ LAYERS = [
                          "metrics", "views", "viz", "models", "session", "wcbnet", "segmenters", "evidence",
                          "fusion", "file_evidence", "provenance", "safe_text", "readability", "threads"}),
     ("pipeline", {"pipeline"}),
-    ("results", {"wording", "outputs", "report", "options", "evaluate"}),
+    ("results", {"wording", "outputs", "report", "options", "evaluate", "workbench"}),
     ("batch", {"batch"}),
     ("commands", {"cli", "__main__"}),
 ]

@@ -204,3 +204,49 @@ def test_localize_report_writes_the_report_beside_the_json(tmp_path, contract_mo
     assert not list(out.glob(".*.part"))
     assert main(["-q", "localize", str(photo), "--out", str(tmp_path / "plain"), "--models", str(contract_models)]) == 0
     assert not list((tmp_path / "plain").glob("*_report.html"))  # only when asked for
+
+
+#: The report of a 12 MP photo must stay attachable (issue 34: it was 6 MB).
+MAX_REPORT_BYTES_12MP = 1_500_000
+
+
+def test_a_12_mp_photos_report_is_small_prints_and_links_its_full_size_files(tmp_path, contract_models):
+    from bench.common import synth_photo_jpeg
+    from wsloc_runtime.outputs import localize_to_files
+
+    photo = synth_photo_jpeg(tmp_path / "big.jpg", 4000, 3000)
+    row = localize_to_files(Localizer(models_dir=contract_models), str(photo), tmp_path / "out", "big", report=True)
+    assert row["error"] is None
+    report = tmp_path / "out" / "big_report.html"
+    assert report.stat().st_size <= MAX_REPORT_BYTES_12MP, report.stat().st_size
+    document = report.read_text(encoding="utf-8")
+    assert "@media print" in document and "print-color-adjust: exact" in document
+    pictures = re.findall(r'src="data:image/(png|jpeg);base64,([^"]+)"', document)
+    assert pictures and sum(kind == "png" for kind, _ in pictures) == 1  # the mask alone stays PNG
+    import base64
+
+    for kind, data in pictures:  # at screen size, not the photo's
+        decoded = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert max(decoded.shape[:2]) <= 720, decoded.shape
+    links = re.findall(r'<a href="([^"]+)">Full-size picture', document)
+    assert links == ["big_heatmap.png", "big_mask.png"]
+    assert all((tmp_path / "out" / link).is_file() for link in links)
+    assert 'href="big_legend.png"' in document and (tmp_path / "out" / "big_legend.png").is_file()
+    assert document.count('class="colour-bar"') == document.count('class="legend"') > 0  # one per map
+
+
+def test_the_report_states_a_precision_only_from_the_verdict_rules_table(result):
+    import copy
+
+    from wsloc_runtime.pipeline import VERDICT_FLAGS
+
+    confident = copy.copy(result)
+    confident.verdict_band, confident.probability = (0.27, 0.83), 0.888
+    confident.is_manipulated = VERDICT_FLAGS[confident.verdict]
+    silent = _text(render_report(confident, "photo.png"))  # the table is empty: no percentage at all
+    assert "90%" not in silent and "at least" not in silent and not re.search(r"\d+ ?%.*of the time", silent)
+    assert "right" not in silent.split("How to read this report")[1].split("Uncertain")[0]
+    stated = {"likely manipulated": (86, 96, "casia1-dev"), "likely authentic": (40, 50, None)}
+    text = _text(render_report(confident, "photo.png", stated_precision=stated))
+    assert text.count('When these models said "likely manipulated", they were right 86 of 96 times (90 %)') == 2
+    assert 'When these models said "likely authentic", they were right 40 of 50 times (80 %)' in text

@@ -24,7 +24,7 @@ def save_rgb(path, rgb):
     return path
 
 
-def test_localize_writes_four_outputs_and_reports_bad_input(tmp_path, contract_models, splice, capsys):
+def test_localize_writes_five_outputs_and_reports_bad_input(tmp_path, contract_models, splice, capsys):
     good = save_rgb(tmp_path / "forged.png", splice[0])
     bad = tmp_path / "broken.png"
     bad.write_text("not an image")
@@ -33,7 +33,7 @@ def test_localize_writes_four_outputs_and_reports_bad_input(tmp_path, contract_m
     assert code == 1
     assert "broken.png" in capsys.readouterr().err
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["forged.json", "forged_heatmap.png", "forged_mask.png", "forged_overlay.png"]
+    assert names == ["forged.json", "forged_heatmap.png", "forged_legend.png", "forged_mask.png", "forged_overlay.png"]
     payload = json.loads((out / "forged.json").read_text())
     assert 0.0 <= payload["probability"] <= 1.0 and payload["providers"]["wcbnet3"]
     mask = cv2.imread(str(out / "forged_mask.png"), cv2.IMREAD_GRAYSCALE)

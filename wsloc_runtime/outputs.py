@@ -1,7 +1,7 @@
 """One photo's result as files and as a results row, shared by ``wsloc localize`` and ``wsloc batch``.
 
-``<stem>_heatmap.png``, ``<stem>_mask.png``, ``<stem>_overlay.png`` and ``<stem>.json`` are
-written atomically (a temporary file renamed into place), the JSON last, so a present JSON
+``<stem>_heatmap.png``, ``<stem>_mask.png``, ``<stem>_overlay.png``, ``<stem>_legend.png`` (the
+colours of the heatmap and overlay) and ``<stem>.json`` are written atomically (a temporary file renamed into place), the JSON last, so a present JSON
 means a complete result.
 """
 
@@ -25,7 +25,7 @@ from .imageio import describe_source, write_json_atomic, write_palette_png_atomi
 from .pipeline import Localizer, LocalizationResult, start_stage
 from .readability import could_show
 from .wording import LINE_WIDTH, band_in_words, verdict_sentence, verdict_short_line  # noqa: F401  (for importers)
-from .viz import heatmap_levels, heatmap_palette, mask_image, overlay
+from .viz import heatmap_levels, heatmap_palette, legend_picture, mask_image, overlay
 
 log = logging.getLogger("wsloc")
 
@@ -53,6 +53,12 @@ def write_heatmap_png(path: Path, result: LocalizationResult) -> Path:
     return write_palette_png_atomic(path, result.full_size(heatmap_levels(result.enhanced)), heatmap_palette())
 
 
+def write_legend_png(path: Path) -> Path:
+    """The colour legend of the heatmap and overlay PNGs (:func:`~wsloc_runtime.viz.legend_picture`),
+    written beside them so that both stay pixel for pixel over the photo; atomically."""
+    return write_png_atomic(path, legend_picture())
+
+
 def mask_picture(result: LocalizationResult) -> np.ndarray:
     """The reported mask at the photo's own size as a white-on-black ``uint8`` picture (255 =
     manipulated): drawn at the working size, then enlarged by nearest neighbour (the same pixels as
@@ -66,7 +72,8 @@ def mask_picture(result: LocalizationResult) -> np.ndarray:
 
 def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, source: str,
                        file_evidence: dict | None = None, report: bool = False, beside: bool = True,
-                       provenance: dict | None = None, trust_anchors: str | None = None) -> dict:
+                       provenance: dict | None = None, trust_anchors: str | None = None,
+                       stated_precision: dict | None = None) -> dict:
     """Write ``<stem>_heatmap.png`` and ``<stem>_mask.png`` (photo size), ``<stem>_overlay.png``
     (working size) and ``<stem>.json``, each atomically. Returns the JSON payload, whose
     ``file_evidence`` is read from ``source`` when it is a file (:mod:`wsloc_runtime.file_evidence`).
@@ -75,11 +82,15 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
     writes the overlay (OpenCV's encoder releases the GIL; the same bytes either way); pass the
     Localizer's ``stages_beside`` so that a batch worker given one thread writes them in turn.
     ``provenance`` (read from ``source`` when None, :mod:`wsloc_runtime.provenance`, checked against
-    ``trust_anchors`` when given) goes into the JSON and the report, beside the verdict, never into it."""
+    ``trust_anchors`` when given) goes into the JSON and the report, beside the verdict, never into it.
+    ``<stem>_legend.png`` holds the colour bar of the heatmap and the overlay. ``stated_precision``: the
+    verdict rule's table for the result's fusion mode (``{verdict: (right, said, set)}``), the only
+    source of a precision the report states (none when empty)."""
     outputs = {
         "heatmap": out_dir / f"{stem}_heatmap.png",
         "mask": out_dir / f"{stem}_mask.png",
         "overlay": out_dir / f"{stem}_overlay.png",
+        "legend": out_dir / f"{stem}_legend.png",
     }
     writing = [
         start_stage(beside, write_heatmap_png, outputs["heatmap"], result),
@@ -88,6 +99,7 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
     ]
     try:
         write_png_atomic(outputs["overlay"], overlay(result.image, result.enhanced))
+        write_legend_png(outputs["legend"])
     finally:  # every write has ended (and cleaned up after itself) before an error leaves here
         for stage in writing:
             stage.exception()
@@ -113,8 +125,11 @@ def write_result_files(result: LocalizationResult, out_dir: Path, stem: str, sou
         except (OSError, TypeError):
             digest = None
         outputs["report"] = out_dir / f"{stem}_report.html"
+        # The report links its screen-size pictures to the full-size files beside it.
+        full_size = {name: outputs[name].name for name in ("heatmap", "mask", "overlay", "legend")}
         write_report_atomic(outputs["report"], render_report(result, Path(str(source)).name, digest, file_evidence,
-                                                                  provenance=provenance))
+                                                                  provenance=provenance, stated_precision=stated_precision,
+                                                                  full_size=full_size))
         payload["outputs"]["report"] = str(outputs["report"])
     # The JSON goes last: its presence means every other output of this image is complete.
     write_json_atomic(out_dir / f"{stem}.json", payload)
@@ -172,7 +187,8 @@ def localize_to_files(localizer: Localizer, source: str, out_dir: Path, stem: st
         result = localizer.localize(source)
         encode_start = time.perf_counter()
         payload = write_result_files(result, Path(out_dir), stem, source, report=report,
-                                     beside=localizer.stages_beside, trust_anchors=trust_anchors)
+                                     beside=localizer.stages_beside, trust_anchors=trust_anchors,
+                                     stated_precision=localizer.fusion_settings.stated_precision.get(result.fusion))
         row = row_from_payload(payload, source, stem)
         row["timings"] = dict(payload["timings"], encode=round(time.perf_counter() - encode_start, 4))
         if (payload.get("provenance") or {}).get("seconds") is not None:

@@ -2,8 +2,10 @@
 
 The verdict in words, the heatmap, the mask, every evidence panel the result has (each with
 what it shows and how to read it), the file evidence, the photo's SHA-256, the tool and model
-versions and the date. Images are inlined (base64 PNG/JPEG), so the file reads offline, and a
-print style sheet lays it out on paper. Pure functions over a
+versions and the date. Pictures are inlined at screen size (base64 JPEG; masks PNG), so the file
+reads offline and stays small (about 1 MB for a 12 MP photo); each links to its full-size file
+beside the report when the caller names them. A print style sheet lays it out on paper. The only
+precision it states is the verdict rule's own (``stated_precision``); none when that is empty. Pure functions over a
 :class:`~wsloc_runtime.pipeline.LocalizationResult`; :func:`write_report_atomic` writes it as the
 other outputs are written (a temporary file renamed into place).
 """
@@ -16,7 +18,7 @@ import hashlib
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -25,13 +27,17 @@ from . import __version__
 from .imageio import _atomic_write
 from .provenance import action_in_words, ingredient_in_words
 from .safe_text import html_text
-from .wording import as_sentence, fusion_in_words, score_in_words, trace_caption, verdict_sentence
+from .wording import (as_sentence, fusion_in_words, precision_sentences, score_in_words, trace_caption,
+                      verdict_sentence)
 from .pipeline import MASK_THRESHOLD, LocalizationResult
 from .sel import sel_display
-from .viz import HEATMAP_COLORMAP, heatmap, legend, mask_image, outline_mask, overlay, region_map
+from .viz import HEATMAP_COLORMAP, heatmap, heatmap_palette, legend, mask_image, outline_mask, overlay, region_map
 
-#: Longest side of the pictures inlined in the report (the working size is at most 1024).
-REPORT_MAX_SIDE = 900
+#: Longest side of the pictures inlined in the report (the working size is at most 1024): twice
+#: the ~350 CSS px a panel takes on screen and on paper, sharp on a high-density screen.
+REPORT_MAX_SIDE = 720
+#: JPEG quality of the inlined pictures: no visible blocking on maps at this size.
+REPORT_JPEG_QUALITY = 82
 
 
 @dataclass
@@ -43,8 +49,10 @@ class Panel:
     shows: str
     read: str
     kind: str = "method"  # "result", "evidence" or "method"
-    photo_like: bool = False  # a photo (JPEG inlined) rather than a map or mask (PNG)
+    photo_like: bool = False  # a photo rather than a map drawn from one colour map alone
     colormap: int | None = None  # the colour map that drew the picture, for its legend
+    lossless: bool = False  # a mask: inlined as PNG (two colours compress well, and stay exact)
+    full_size: str | None = None  # which full-size output file it links to ("heatmap", "mask", ...)
 
 
 def map_panel(title: str, values: np.ndarray, shows: str, read: str, kind: str = "method",
@@ -61,6 +69,11 @@ def panel_legend(panel: Panel) -> str | None:
     return None if panel.colormap is None else f"Colours: {legend(panel.colormap)}."
 
 
+def _linked(panel: Panel, full_size: str) -> Panel:
+    panel.full_size = full_size
+    return panel
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -75,15 +88,26 @@ def _shrink(image: np.ndarray) -> np.ndarray:
 
 
 def data_uri(image: np.ndarray, photo_like: bool = False) -> str:
-    """An RGB or gray uint8 picture as a ``data:`` URI: JPEG for photos, PNG for maps and masks."""
+    """An RGB or gray ``uint8`` picture, reduced to :data:`REPORT_MAX_SIDE`, as a ``data:`` URI:
+    JPEG (quality :data:`REPORT_JPEG_QUALITY`) when ``photo_like``, else PNG (masks)."""
     picture = _shrink(np.asarray(image, np.uint8))
     bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR) if picture.ndim == 3 else picture
-    kind, options = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 88]) if photo_like else (".png", [])
+    kind, options = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, REPORT_JPEG_QUALITY]) if photo_like else (".png", [])
     ok, encoded = cv2.imencode(kind, bgr, options)
     if not ok:
         raise ValueError("could not encode a report picture")
     mime = "image/jpeg" if photo_like else "image/png"
     return f"data:{mime};base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
+
+
+def colour_bar_html(colormap: int = HEATMAP_COLORMAP, stops: int = 11) -> str:
+    """A colour bar as a CSS gradient of ``colormap`` (no picture to fetch or inline), labelled
+    with what each end means."""
+    palette = heatmap_palette(colormap)
+    colours = ", ".join(f"rgb({r},{g},{b}) {100 * i / (stops - 1):.0f}%"
+                        for i, (r, g, b) in enumerate(palette[np.linspace(0, 255, stops).round().astype(int)]))
+    return (f'<div class="colour-bar"><span>none</span><i style="background: linear-gradient(to right, {colours})">'
+            "</i><span>strong</span></div>")
 
 
 def _evidence_title(name: str) -> str:
@@ -110,11 +134,12 @@ def report_panels(result: LocalizationResult, sel_quality: int | None = None) ->
     panels = [
         Panel("The photo", image, "The photo as analysed (reduced to the working size).",
               "Compare the other pictures with it.", "result", photo_like=True),
-        map_panel("Heatmap over the photo", result.enhanced,
+        _linked(map_panel("Heatmap over the photo", result.enhanced,
                   "Where the analysis finds the strongest signs of editing.",
                   "A heatmap says where the detector looked, not a proof. Read it with the verdict: on a photo "
                   "not judged likely manipulated it still shows the strongest signs it found.", "result", image),
-        Panel("Mask", mask_image(mask), mask_shows, mask_read, "result"),
+                "heatmap"),
+        Panel("Mask", mask_image(mask), mask_shows, mask_read, "result", lossless=True, full_size="mask"),
         Panel("Mask outlined on the photo", outline_mask(image, mask),
               "The mask's outline drawn on the photo." if mask.any() else "The photo: the mask marks no area.",
               "Check whether the outline follows an object that could have been pasted or cloned.", "result",
@@ -165,24 +190,41 @@ h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 28px 0 8p
 table.facts { border-collapse: collapse; } table.facts td, table.facts th { text-align: left; vertical-align: top;
   padding: 3px 12px 3px 0; border-bottom: 1px solid #eee; font-size: 13px; }
 code { font-size: 12px; word-break: break-all; } .small { font-size: 12px; color: #555; }
+.colour-bar { display: flex; align-items: center; gap: 6px; margin: 4px 0 0; font-size: 12px; color: #444; }
+.colour-bar i { flex: 1; height: 10px; border: 1px solid #999; display: block; }
+.full-size { font-size: 12px; }
+.precision { font-size: 14px; margin: 6px 0; }
+@page { margin: 14mm 12mm; }
 @media print {
-  body { max-width: none; padding: 0; font-size: 11pt; }
+  body { max-width: none; padding: 0; font-size: 10.5pt; }
+  h1 { font-size: 16pt; } h2 { font-size: 13pt; margin-top: 14pt; }
   .panels { grid-template-columns: repeat(2, 1fr); gap: 10pt; }
-  .panel, .verdict, table.facts tr { break-inside: avoid; page-break-inside: avoid; }
-  h2 { break-after: avoid; page-break-after: avoid; }
+  .panel { padding: 6pt; border-color: #bbb; }
+  .panel img { max-height: 90mm; object-fit: contain; }
+  .panel, .verdict, table.facts tr, .colour-bar { break-inside: avoid; page-break-inside: avoid; }
+  h2, h3 { break-after: avoid; page-break-after: avoid; }
+  /* Colour bars and the verdict's box are backgrounds: print them as on screen. */
+  .colour-bar i, .verdict { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   a { color: inherit; text-decoration: none; }
+  .full-size, details { display: none; }  /* links to files and a folded table mean nothing on paper */
 }
 """
 
 
-def _panel_html(panel: Panel) -> str:
+def _panel_html(panel: Panel, full_size: Mapping[str, str] | None = None) -> str:
+    """One panel: its picture at screen size (JPEG; PNG for a mask), a colour bar under a map, and a
+    link to the full-size file beside the report when ``full_size`` names one for it."""
     key = panel_legend(panel)
+    target = (full_size or {}).get(panel.full_size or "")
+    link = (f'<p class="full-size"><a href="{html.escape(target)}">Full-size picture: {html.escape(target)}</a> '
+            "(beside this report)</p>") if target else ""
     return (f'<figure class="panel {panel.kind}" data-panel="{html.escape(panel.title)}">'
             f"<h3>{html.escape(panel.title)}</h3>"
-            f'<img alt="{html.escape(panel.title)}" src="{data_uri(panel.image, panel.photo_like)}">'
-            f'<p class="shows"><b>What it shows:</b> {html.escape(panel.shows)}</p>'
+            f'<img alt="{html.escape(panel.title)}" src="{data_uri(panel.image, not panel.lossless)}">'
+            + (colour_bar_html(panel.colormap) if panel.colormap is not None else "")
+            + f'<p class="shows"><b>What it shows:</b> {html.escape(panel.shows)}</p>'
             + (f'<p class="legend">{html.escape(key)}</p>' if key else "")
-            + f'<p class="read"><b>How to read it:</b> {html.escape(panel.read)}</p></figure>')
+            + f'<p class="read"><b>How to read it:</b> {html.escape(panel.read)}</p>{link}</figure>')
 
 
 def render_report(
@@ -193,10 +235,17 @@ def render_report(
     created: _datetime.datetime | None = None,
     sel_quality: int | None = None,
     provenance: dict | None = None,
+    stated_precision: Mapping[str, Sequence] | None = None,
+    full_size: Mapping[str, str] | None = None,
 ) -> str:
     """The report as one HTML document (UTF-8 text, every picture inlined). ``provenance``
     (:mod:`wsloc_runtime.provenance`) adds its line beside the verdict and its own section with
-    the full metadata in a collapsed ``<details>``; every string from the file is escaped."""
+    the full metadata in a collapsed ``<details>``; every string from the file is escaped.
+    ``stated_precision``: the verdict rule's table for the result's fusion mode
+    (``FusionSettings.stated_precision[mode]``, ``{verdict: (right, said, set)}``), the only source
+    of a precision the report states; None or empty: no precision is stated. ``full_size``: the
+    file names, beside the report, of the full-size outputs (``{"heatmap": "x_heatmap.png",
+    "mask": ..., "legend": ...}``) its pictures link to."""
     created = created or _datetime.datetime.now(_datetime.timezone.utc)
     band = result.verdict_band
     marked = float(result.mask.mean())
@@ -213,7 +262,8 @@ def render_report(
         if chosen:
             sections.append(f'<section class="{kind}"><h2>{heading}</h2>'
                             + (f"<p>{html.escape(intro)}</p>" if intro else "")
-                            + '<div class="panels">' + "".join(map(_panel_html, chosen)) + "</div></section>")
+                            + '<div class="panels">' + "".join(_panel_html(panel, full_size) for panel in chosen)
+                            + "</div></section>")
     facts = [
         ("Photo", html.escape(source_name)),
         ("SHA-256 of the file", f"<code>{html.escape(photo_sha256)}</code>" if photo_sha256 else "not available "
@@ -229,6 +279,14 @@ def render_report(
         ("Report made", created.strftime("%Y-%m-%d %H:%M:%S %Z").strip()),
     ]
     notes = "".join(f"<li>{html.escape(as_sentence(note))}</li>" for note in result.notes)
+    precision = "".join(f'<p class="precision">{html.escape(line)}</p>'
+                        for line in precision_sentences(result.verdict, stated_precision))
+    # How often each confident verdict was right, only as the verdict rule measured it.
+    measured = " ".join(line for verdict in ("likely manipulated", "likely authentic")
+                        for line in precision_sentences(verdict, stated_precision))
+    legend_file = (full_size or {}).get("legend")
+    legend_link = (f' <a href="{html.escape(legend_file)}">The colour legend of the full-size heatmap</a> is '
+                   "beside this report." if legend_file else "")
     file_section = ""
     if file_evidence:
         items = "".join(f"<li>{html.escape(as_sentence(note))}</li>" for note in file_evidence.get("notes", []))
@@ -244,6 +302,7 @@ def render_report(
 <p class="small">Made by wsloc {html.escape(__version__)} on {created.strftime('%Y-%m-%d')}. This file holds every
 picture it shows; it reads offline and prints.</p></header>
 <p class="verdict" id="verdict"><strong>{html.escape(result.verdict)}</strong>. {html.escape(sentence.split('. ', 1)[-1])}</p>
+{precision}
 {provenance_line_html(provenance)}
 {f'<ul class="notes">{notes}</ul>' if notes else ''}
 <table class="facts">{''.join(f'<tr><th>{k}</th><td>{v}</td></tr>' for k, v in facts)}</table>
@@ -252,13 +311,12 @@ picture it shows; it reads offline and prints.</p></header>
 {provenance_section_html(provenance)}
 <section class="reading"><h2>How to read this report</h2>
 <p>The verdict combines detectors trained to tell edited photos from originals with the forensic traces above.
-"Likely manipulated" and "likely authentic" were each right at least 90% of the time on the development sets;
-"uncertain" means the traces were readable but the score was not clear enough to say more; "cannot tell" means
+{html.escape(measured) + " " if measured else ""}"Uncertain" means the traces were readable but the score was not clear enough to say more; "cannot tell" means
 the traces that would have shown an edit are erased on this photo (it was never a JPEG, was saved once only, or
 was resized and re-saved, as platforms do), so finding no sign of editing says nothing. The heatmap and the mask say where
 the signs of editing are strongest, not that the photo was edited there. The file evidence describes how the
 file was saved; the verdict never reads it. Attach the photo's SHA-256 above so anyone can check that this
-report is about the same file.</p></section>
+report is about the same file.{legend_link}</p></section>
 </body></html>
 """
 

@@ -89,6 +89,16 @@ def precision_in_words(verdict: str, stated: Mapping[str, Sequence] | None) -> s
     return f"{share} over the development sets, each with its edges chosen without it"
 
 
+def precision_sentences(verdict: str, stated: Mapping[str, Sequence] | None) -> list[str]:
+    """What the page and the report say about how often a verdict is right: one sentence for
+    ``verdict`` from the verdict rule's own table (:func:`precision_in_words`), or none at all when
+    the rule measured nothing for it. Never a number from anywhere else."""
+    words = precision_in_words(verdict, stated)
+    if words is None:
+        return []
+    return [f'When these models said "{verdict}", they were {words}.']
+
+
 def verdict_sentence(verdict: str, probability: float, band: Sequence[float], mask_fraction: float | None,
                      readability: str | None = None) -> str:
     """The verdict as sentences a reader without the method can use: what it is, the score it rests

@@ -134,6 +134,37 @@ MIN_LOCAL_VARIANCE = 1.0
 MIN_REGION_FRACTION = 0.0004
 #: A region must hold this many of the transform's inlier keypoints.
 MIN_KEYPOINTS_IN_REGION = 3
+#: At most this many (source, copy) point pairs per verified copy go into ``details["segments"]``
+#: for drawing: enough to show the copy's direction and extent, few enough to stay readable.
+SEGMENTS_PER_COPY = 12
+
+
+def copy_segments(copies: list[dict], analysis_size: tuple[int, int], size: tuple[int, int]) -> list[list]:
+    """Lines to draw from each shown pair's inlier points to their matches, for people.
+
+    Args:
+        copies: the transforms whose areas the map shows (copies and near-copies), each with ``source_points`` and ``target_points``
+            ``(n, 2)`` (x, y) at the analysis size.
+        analysis_size: ``(height, width)`` the points are measured at.
+        size: ``(height, width)`` of the returned coordinates (the map's, the working size).
+
+    Returns:
+        ``[[[x0, y0], [x1, y1]], ...]``: at most :data:`SEGMENTS_PER_COPY` pairs per copy, evenly
+        spread over its inliers, as floats rounded to 0.1 px (JSON-ready). Display only: no number
+        of the reading depends on them.
+    """
+    scale = np.array([size[1] / analysis_size[1], size[0] / analysis_size[0]], np.float64)
+    segments = []
+    for copy in copies:
+        source = np.asarray(copy["source_points"], np.float64).reshape(-1, 2)
+        target = np.asarray(copy["target_points"], np.float64).reshape(-1, 2)
+        if len(source) == 0:
+            continue
+        chosen = np.unique(np.linspace(0, len(source) - 1, min(SEGMENTS_PER_COPY, len(source))).round().astype(int))
+        for start, end in zip(source[chosen] * scale, target[chosen] * scale):
+            segments.append([[round(float(start[0]), 1), round(float(start[1]), 1)],
+                             [round(float(end[0]), 1), round(float(end[1]), 1)]])
+    return segments
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
@@ -653,7 +684,9 @@ def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mar
     shape_text = f" ({', '.join(geometry)})" if geometry else ""
     details.update({"inliers": inliers, "area": round(area, 4), "rotation_deg": round(angle, 1),
                     "scale": round(scale, 3), "correlation": round(best["correlation"], 3),
-                    "misfit_px": round(best["misfit"], 3), "grain_correlation": round(best["grain"], 3)})
+                    "misfit_px": round(best["misfit"], 3), "grain_correlation": round(best["grain"], 3),
+                    # display only: point pairs of every pair of areas the map shows
+                    "segments": copy_segments(verified, (height, width), size)})
     if copies:
         sure = max(copies, key=lambda item: item["inliers"])
         check = ("pixel for pixel" if sure.get("exact") else
