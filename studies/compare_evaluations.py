@@ -44,6 +44,22 @@ def compare_masks(before: Path, after: Path) -> list[float]:
             for n in names]
 
 
+def with_verdicts(report: dict, band: tuple[float, float], readable_from: float, margin: float = 0.0) -> dict:
+    """``report`` with each row's verdict (and the verdict counts) recomputed from its probability and
+    readability under one verdict rule, the runtime's own ``verdict_of``: two runs whose code
+    differed only in the verdict's edges compare on what their scores would say under one set."""
+    from studies.verdict_band import rows_from_evaluation, verdicts_of
+    from wsloc_runtime.evaluate import count_verdicts
+
+    rows = [dict(r) for r in report.get("per_image", [])]
+    scored = [r for r in rows if r.get("tampered") is not None and r.get("probability") is not None]
+    verdicts = verdicts_of(rows_from_evaluation({"per_image": scored}), band, readable_from, margin)
+    for row, verdict in zip(scored, verdicts):
+        row["verdict"] = verdict
+    return {**report, "per_image": rows,
+            "verdicts": count_verdicts([(r["verdict"], r["tampered"]) for r in scored])}
+
+
 def compare(before: dict, after: dict) -> dict:
     """Per-score (before, after), the identical-row count and whether the verdict counts match."""
     rows_before, rows_after = before.get("per_image", []), after.get("per_image", [])
@@ -75,6 +91,11 @@ def main(argv=None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.005)
     parser.add_argument("--masks", action="store_true",
                         help="also compare the masks in FOLDER/masks/SET/ photo by photo")
+    parser.add_argument("--band", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                        help="recompute both runs' verdicts from their scores with this band (and --readable-from, "
+                             "--margin) before comparing them")
+    parser.add_argument("--readable-from", type=float, default=0.5)
+    parser.add_argument("--margin", type=float, default=0.0)
     args = parser.parse_args(argv)
     names = sorted({p.stem for p in args.before.glob("*.json")} | {p.stem for p in args.after.glob("*.json")})
     if not names:
@@ -90,7 +111,10 @@ def main(argv=None) -> int:
         if not all(p.is_file() for p in paths):
             print(f"| {name} | missing in {' and '.join(str(p.parent) for p in paths if not p.is_file())} |")
             continue
-        result = compare(*(json.loads(p.read_text()) for p in paths))
+        reports = [json.loads(p.read_text()) for p in paths]
+        if args.band:
+            reports = [with_verdicts(r, tuple(args.band), args.readable_from, args.margin) for r in reports]
+        result = compare(*reports)
         worst = max(worst, largest_change(result))
         cells = [" / ".join("-" if v is None else f"{v:.4f}" for v in pair) for pair in result["scores"].values()]
         masks = ""

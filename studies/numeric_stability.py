@@ -14,7 +14,7 @@ The two configurations:
 
 Each runs ``wsloc localize assets/examples`` (its stdout kept as ``examples.txt``) and ``wsloc
 evaluate --masks-out`` on every visible set under ``OUT/CONFIG/``; then ``studies.compare_evaluations
---masks`` compares them, and the closing lines say whether issue 33's targets hold: the same verdict
+--masks`` compares them, every verdict recomputed from its score with the shipped rule, and the closing lines say whether issue 33's targets hold: the same verdict
 on >= 99.5% of the photos, masks agreeing at F1 >= 0.98 on >= 99%, and the examples' lines
 identical as printed. Exit status 1 when one does not.
 """
@@ -79,16 +79,30 @@ def run_configuration(name: str, out: Path, data: Path, sets: list[str], limit: 
               *extra], env_changes)
 
 
+def _shipped_rule() -> list[str]:
+    """``compare_evaluations``' arguments that recompute every verdict with the shipped rule (the
+    default fusion's band, readable_from and margin), so that both configurations are judged by it."""
+    from wsloc_runtime.fusion import DEFAULT_SETTINGS
+
+    low, high = DEFAULT_SETTINGS.verdict_band
+    return ["--band", str(low), str(high), "--readable-from", str(DEFAULT_SETTINGS.readable_from),
+            "--margin", str(DEFAULT_SETTINGS.verdict_margin)]
+
+
 def summarize(out: Path) -> bool:
     """Print the comparison and whether each target holds; True when all do."""
     reference, other = out / "reference", out / "other"
-    compare_evaluations.main([str(reference), str(other), "--masks", "--tolerance", "1"])
+    compare_evaluations.main([str(reference), str(other), "--masks", "--tolerance", "1", *_shipped_rule()])
     photos = same = masks = agreeing = 0
     for report in sorted(reference.glob("*.json")):
         twin = other / report.name
         if not twin.is_file():
             continue
-        result = compare_evaluations.compare(json.loads(report.read_text()), json.loads(twin.read_text()))
+        rule = _shipped_rule()
+        band, readable_from, margin = (float(rule[1]), float(rule[2])), float(rule[4]), float(rule[6])
+        result = compare_evaluations.compare(
+            *(compare_evaluations.with_verdicts(json.loads(path.read_text()), band, readable_from, margin)
+              for path in (report, twin)))
         photos += result["rows"]
         same += result["same_verdict_rows"]
         values = compare_evaluations.compare_masks(reference / "masks" / report.stem, other / "masks" / report.stem)
@@ -113,13 +127,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sets", nargs="+", default=list(VISIBLE_SETS))
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos of each set")
     parser.add_argument("--compare-only", action="store_true", help="compare what OUT already holds")
+    parser.add_argument("--examples-only", action="store_true",
+                        help="run only the examples in both configurations (again), then compare all")
     args = parser.parse_args(argv)
     missing = [s for s in args.sets if not (args.data / f"{s}.csv").is_file()]
     if missing and not args.compare_only:
         parser.error(f"not found in {args.data}: {', '.join(f'{s}.csv' for s in missing)}")
     if not args.compare_only:
         for name in CONFIGURATIONS:
-            run_configuration(name, args.out, args.data, args.sets, args.limit)
+            run_configuration(name, args.out, args.data, [] if args.examples_only else args.sets, args.limit)
     return 0 if summarize(args.out) else 1
 
 

@@ -36,3 +36,17 @@ def test_fingerprint_subsets_keep_the_first_tampered_rows_with_absolute_paths(tm
     (tmp_path / "s.csv").write_text("image,mask\na/1.jpg,\na/2.jpg,m/2.png\na/3.jpg,m/3.png\na/4.jpg,m/4.png\n")
     lines = subset_csv(tmp_path, "s", 2, tmp_path / "out.csv").read_text().splitlines()
     assert lines == ["image,mask", f"{tmp_path}/a/2.jpg,{tmp_path}/m/2.png", f"{tmp_path}/a/3.jpg,{tmp_path}/m/3.png"]
+
+
+def test_verdicts_are_recomputed_from_the_scores_under_one_rule():
+    """Two runs made while the verdict's edges changed compare on what their scores say under one rule."""
+    from studies.compare_evaluations import with_verdicts
+
+    rows = [{"image": "a", "tampered": True, "probability": 0.8, "verdict": "likely manipulated",
+             "readability": {"kinds": {"pasted": 1.0}}},
+            {"image": "b", "tampered": False, "probability": 0.05, "verdict": "uncertain",
+             "readability": {"kinds": {"pasted": 0.2}}}]
+    report = with_verdicts({"per_image": rows}, (0.1, 0.9), readable_from=0.5)
+    assert [r["verdict"] for r in report["per_image"]] == ["uncertain", "cannot tell"]
+    assert report["verdicts"]["likely manipulated"]["said"] == 0
+    assert rows[0]["verdict"] == "likely manipulated"  # the input is left as it was
