@@ -13,6 +13,7 @@ import http.server
 import io
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -502,3 +503,38 @@ def test_no_credentials_costs_next_to_nothing():
     for _ in range(20):
         prov.read_provenance(data)
     assert (time.perf_counter() - start) / 20 < 0.03
+
+
+# --------------------------------------------------------------------------- public samples (tests/fixtures/c2pa)
+
+PUBLIC_SAMPLES = Path(__file__).resolve().parent / "fixtures" / "c2pa"
+
+
+@pytest.mark.parametrize("name, says, never", [
+    ("C.jpg", ["signature valid", "signer not checked against a trust list", "content unchanged since signing"],
+     ["verified", "changed after it was signed"]),
+    ("CA.jpg", ["signature valid", "content unchanged since signing"], ["verified"]),
+    ("XCA.jpg", ["changed after it was signed"], ["content unchanged", "verified"]),
+    ("E-sig-CA.jpg", ["signature NOT valid"], ["signature valid;", "verified"]),
+    ("cloud.jpg", ["remote manifest", "does not fetch it"], ["signature valid", "verified"]),
+])
+def test_public_c2pa_samples_are_named_as_what_they_are(name, says, never):
+    """Real files signed by the C2PA SDK (the Content Authenticity Initiative's own test images):
+    the statement names each case, and never says "verified" without a trust list."""
+    provenance = prov.read_provenance((PUBLIC_SAMPLES / name).read_bytes())
+    statement = provenance["statement"]
+    for words in says:
+        assert words in statement, (name, statement)
+    for words in never:
+        assert words not in statement, (name, statement)
+    assert provenance["used_in_verdict"] is False
+
+
+def test_a_public_sample_lists_its_ingredient_and_actions():
+    credentials = prov.read_provenance((PUBLIC_SAMPLES / "CA.jpg").read_bytes())["credentials"]
+    assert [i["title"] for i in credentials["ingredients"]] == ["A.jpg"]
+    assert credentials["ingredients"][0]["relationship"] == "parentOf"
+    assert [a["action"] for a in credentials["actions"]] == ["c2pa.opened", "c2pa.color_adjustments"]
+    assert credentials["signature_valid"] is True and credentials["hash_matches"] is True
+    tampered = prov.read_provenance((PUBLIC_SAMPLES / "XCA.jpg").read_bytes())["credentials"]
+    assert tampered["hash_matches"] is False
