@@ -371,13 +371,16 @@ def test_captions_and_the_segmenter_menu_are_plain_words(monkeypatch, contract_m
     confident = copy.copy(analysis.result)
     confident.verdict_band, confident.probability = (0.27, 0.83), 0.888
     confident.is_manipulated = VERDICT_FLAGS[confident.verdict]
-    markdown = app.verdict_markdown(replace(analysis, result=confident))
+    markdown = app.verdict_markdown(replace(analysis, result=confident, stated_precision={}))
     assert "## Verdict: likely manipulated" in markdown and "uncertain" not in markdown
     assert "P(manipulated)" not in markdown  # plain words first: the score's name is in "How it works"
     assert ("For specialists: P(manipulated) = 0.888, at or above 0.83; verdict: likely manipulated"
             in app.specialists_markdown(replace(analysis, result=confident)))
     # No precision is claimed while the verdict rule measured none; its own words once it has.
-    assert analysis.stated_precision == {} and "right" not in markdown and "%" not in markdown.split("mask marks")[0]
+    assert "right" not in markdown and "%" not in markdown.split("mask marks")[0]
+    from wsloc_runtime.fusion import DEFAULT_SETTINGS
+
+    assert analysis.stated_precision == DEFAULT_SETTINGS.stated_precision["evidence"]  # the shipped table
     stated = {"likely manipulated": (86, 96, "casia1-dev")}
     with_table = app.verdict_markdown(replace(analysis, result=confident, stated_precision=stated))
     assert 'When these models said "likely manipulated", they were right 86 of 96 times (90 %)' in with_table

@@ -291,6 +291,11 @@ def test_verdict_reads_the_models_band(contract_models):
     from wsloc_runtime.readability import Readability
 
     localizer = Localizer(models_dir=contract_models, fusion="paper")
+    # The shipped settings give the paper's mode its own band, chosen on its scores (docs/verdict.md) ...
+    assert localizer.result_band == localizer.fusion_settings.paper_verdict_band == (0.0, 0.897)
+    # ... without one, the models' own band applies, as here.
+    localizer.fusion_settings = dataclasses.replace(localizer.fusion_settings, paper_verdict_band=None,
+                                                    paper_verdict_margin=0.0)
     result = localizer.localize(make_splice()[0])
     assert result.verdict_band == localizer.verdict_band == (0.5, 0.5)  # contract models carry no band
     assert not result.readable  # a never-compressed splice: "cannot tell" (tests/test_verdict.py) ...

@@ -109,11 +109,12 @@ class FusionSettings:
     #: How far the upper edge rises on a partly readable photo: "likely manipulated" from
     #: ``high + verdict_margin * (1 - readability)`` (``studies.verdict_band``, issue 35's rule).
     verdict_margin: float = 0.0
-    #: The same three for ``fusion="paper"``, chosen by the same rule on that mode's scores; a
+    #: The same three for ``fusion="paper"``, chosen by the same rule on that mode's scores (docs/verdict.md:
+    #: never "likely authentic", "likely manipulated" from 0.897 on readable photos); a
     #: ``paper_verdict_band`` of None leaves the models' own band (their config's) in force.
-    paper_verdict_band: tuple[float, float] | None = None
-    paper_readable_from: float = DEFAULT_READABLE_FROM
-    paper_verdict_margin: float = 0.0
+    paper_verdict_band: tuple[float, float] | None = (0.0, 0.897)
+    paper_readable_from: float = 0.75
+    paper_verdict_margin: float = 0.1
     #: What the verdict rule measured out of sample for each confident word, per fusion mode:
     #: ``{mode: {verdict: (right, said, set)}}``, the worst held-out set where the word was said at
     #: least 10 times (``set`` None: pooled over the held-out sets). The app, the report and the
@@ -121,6 +122,7 @@ class FusionSettings:
     #: --leave-one-out``; docs/verdict.md).
     stated_precision: Mapping[str, Mapping[str, tuple[int, int, str | None]]] = field(default_factory=lambda: {
         "evidence": {"likely manipulated": (37, 37, "casia1-dev"), "likely authentic": (0, 3, None)},
+        "paper": {"likely manipulated": (7, 7, None)},  # its band never says "likely authentic"
     })
 
     def __post_init__(self) -> None:
