@@ -61,11 +61,11 @@ def test_trace_decisions_do_not_move_under_last_bit_noise(monkeypatch, name):
 def test_traces_compute_the_coefficients_in_float64():
     y = jpeg_traces.luminance(load_image(EXAMPLES / "copymove_coins.png"), np.float64)
     assert y.dtype == np.float64 and jpeg_traces.block_dct(y).dtype == np.float64
-    # The float64 luminance is computed channel by channel: exactly the BT.601 sum (checked on
-    # pure primaries, where each is one product).
-    primaries = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)
-    np.testing.assert_array_equal(jpeg_traces.luminance(primaries, np.float64)[0],
-                                  [0.299 * 255 - 128, 0.587 * 255 - 128, 0.114 * 255 - 128])
+    # The float64 luminance is the BT.601 sum in thousandths, an exact integer, divided once: the
+    # correctly rounded value of the exact luminance, the same bits on every processor.
+    pixels = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [17, 200, 93]]], np.uint8)
+    exact = [(299 * r + 587 * g + 114 * b - 128_000) / 1000 for r, g, b in pixels[0].tolist()]
+    np.testing.assert_array_equal(jpeg_traces.luminance(pixels, np.float64)[0], exact)
 
 
 def test_mask_agreement_is_the_f1_of_one_mask_against_the_other():
