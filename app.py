@@ -50,7 +50,7 @@ from wsloc_runtime.wording import (drivers_sentence, precision_sentences, score_
                                    trace_caption)
 from wsloc_runtime.evaluate import read_mask  # noqa: E402
 from wsloc_runtime.file_evidence import file_evidence_of  # noqa: E402
-from wsloc_runtime.provenance import (action_in_words, ingredient_in_words, provenance_of,  # noqa: E402
+from wsloc_runtime.provenance import (action_in_words, declaration_facts, ingredient_in_words, provenance_of,  # noqa: E402
                                       read_trust_anchors)
 from wsloc_runtime.safe_text import markdown_text  # noqa: E402
 from wsloc_runtime.imageio import DEFAULT_MAX_PIXELS, load_image, write_json_atomic, write_png_atomic  # noqa: E402
@@ -470,15 +470,7 @@ def provenance_markdown(analysis: Analysis) -> str:
         if credentials["ingredients"]:
             lines.append("**Ingredients**\n\n" + "\n".join(f"- {markdown_text(ingredient_in_words(i))}"
                                                             for i in credentials["ingredients"]))
-    declared = provenance.get("declarations") or {}
-    facts = []
-    if declared.get("digital_source_type"):
-        facts.append(("Digital source type", declared["digital_source_type"]["words"]))
-    facts += [(label, declared[key]) for key, label in (("creator_tool", "XMP CreatorTool"),
-                                                          ("software", "EXIF Software")) if declared.get(key)]
-    facts += [(f"Created ({item['source']})", item["value"]) for item in declared.get("created", [])]
-    facts += [(f"Modified ({item['source']})", item["value"]) for item in declared.get("modified", [])]
-    facts += [("History", line) for line in declared.get("history", [])]
+    facts = declaration_facts(provenance.get("declarations") or {})
     if facts:
         lines.append("**The file's own declarations (unsigned: anyone can write them)**\n\n"
                      + "\n".join(f"- {label}: {markdown_text(value)}" for label, value in facts))

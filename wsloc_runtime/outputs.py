@@ -227,6 +227,8 @@ def provenance_line(row: dict) -> str | None:
     credentials nor a declaration (nothing is printed then: nothing to say)."""
     if not row.get("provenance"):
         return None
-    lines = textwrap.wrap(f"provenance: {terminal_text(row['provenance'])}", LINE_WIDTH - 2,
-                          subsequent_indent="  ", break_on_hyphens=False)
+    statement = terminal_text(row["provenance"])
+    # A statement about a problem already starts with "Provenance:"; the label is not said twice.
+    labelled = statement if statement.lower().startswith("provenance:") else f"provenance: {statement}"
+    lines = textwrap.wrap(labelled, LINE_WIDTH - 2, subsequent_indent="  ", break_on_hyphens=False)
     return "\n".join(f"  {line}" for line in lines)

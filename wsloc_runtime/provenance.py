@@ -903,6 +903,22 @@ def provenance_statement(provenance: dict) -> str | None:
     return None
 
 
+def declaration_facts(declared: dict, with_uri: bool = False) -> list[tuple[str, str]]:
+    """The file's own declarations (:func:`declarations`) as ``(label, value)`` lines for a panel:
+    the digital source type in words (and its URI with ``with_uri``), XMP CreatorTool, EXIF
+    Software, the dates and the edit history. Values are the file's text: escape them where shown."""
+    facts = []
+    source = declared.get("digital_source_type")
+    if source:
+        facts.append(("Digital source type", f"{source['words']} ({source['uri']})" if with_uri else source["words"]))
+    facts += [(label, declared[key]) for key, label in (("creator_tool", "XMP CreatorTool"),
+                                                          ("software", "EXIF Software")) if declared.get(key)]
+    facts += [(f"Created ({item['source']})", item["value"]) for item in declared.get("created", [])]
+    facts += [(f"Modified ({item['source']})", item["value"]) for item in declared.get("modified", [])]
+    facts += [("History", line) for line in declared.get("history", [])]
+    return facts
+
+
 def read_provenance(data: bytes, trust_anchors: str | None = None) -> dict:
     """The provenance of one photo file (see the module's docstring). Never raises, never goes to
     the network.

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .imageio import _atomic_write
-from .provenance import action_in_words, ingredient_in_words
+from .provenance import action_in_words, declaration_facts, ingredient_in_words
 from .safe_text import html_text
 from .wording import (as_sentence, fusion_in_words, precision_sentences, score_in_words, trace_caption,
                       verdict_sentence)
@@ -361,16 +361,7 @@ def provenance_section_html(provenance: dict | None) -> str:
             parts.append("<h3>Validation findings</h3><ul>" + "".join(
                 f"<li>{html_text(item['code'])}: {html_text(item['explanation'])}</li>"
                 for item in credentials["failures"]) + "</ul>")
-    declared = provenance.get("declarations") or {}
-    facts = []
-    if declared.get("digital_source_type"):
-        facts.append(("Digital source type", f"{declared['digital_source_type']['words']} "
-                                             f"({declared['digital_source_type']['uri']})"))
-    facts += [(label, declared[key]) for key, label in (("creator_tool", "XMP CreatorTool"),
-                                                          ("software", "EXIF Software")) if declared.get(key)]
-    facts += [(f"Created ({item['source']})", item["value"]) for item in declared.get("created", [])]
-    facts += [(f"Modified ({item['source']})", item["value"]) for item in declared.get("modified", [])]
-    facts += [("History", line) for line in declared.get("history", [])]
+    facts = declaration_facts(provenance.get("declarations") or {}, with_uri=True)
     if facts:
         parts.append("<h3>The file's own declarations (unsigned)</h3><table class=\"facts\">" + _rows(facts) + "</table>")
     metadata = provenance.get("metadata") or {}
