@@ -84,6 +84,45 @@ def largest_change(comparison: dict) -> float:
     return max(changes, default=0.0)
 
 
+def compare_folders(before: Path, after: Path, masks: bool = False,
+                    rule: tuple[tuple[float, float], float, float] | None = None) -> dict:
+    """Every set in both folders compared: the table's lines (markdown), the largest score change and
+    the totals (``photos``, ``same_verdict``, ``masks``, ``masks_agree``). ``masks`` also compares the
+    masks in ``FOLDER/masks/SET/``; ``rule`` = ``(band, readable_from, margin)`` recomputes both runs'
+    verdicts with it first (:func:`with_verdicts`)."""
+    names = sorted({p.stem for p in before.glob("*.json")} | {p.stem for p in after.glob("*.json")})
+    mask_column = f" masks F1 >= {MASK_AGREEMENT} (lowest) |" if masks else ""
+    lines = ["| set | " + " | ".join(f"{k} before / after" for k in SCORES)
+             + " | identical rows | same verdict | same verdict counts |" + mask_column,
+             "| --- |" + " --- |" * (len(SCORES) + 3 + bool(masks))]
+    worst = 0.0
+    totals = {"photos": 0, "same_verdict": 0, "masks": 0, "masks_agree": 0}
+    for name in names:
+        paths = before / f"{name}.json", after / f"{name}.json"
+        if not all(p.is_file() for p in paths):
+            lines.append(f"| {name} | missing in {' and '.join(str(p.parent) for p in paths if not p.is_file())} |")
+            continue
+        reports = [json.loads(p.read_text()) for p in paths]
+        if rule is not None:
+            reports = [with_verdicts(r, *rule) for r in reports]
+        result = compare(*reports)
+        worst = max(worst, largest_change(result))
+        cells = [" / ".join("-" if v is None else f"{v:.4f}" for v in pair) for pair in result["scores"].values()]
+        mask_cell = ""
+        if masks:
+            agreement = compare_masks(before / "masks" / name, after / "masks" / name)
+            agree = sum(1 for value in agreement if value >= MASK_AGREEMENT)
+            totals["masks"] += len(agreement)
+            totals["masks_agree"] += agree
+            mask_cell = f" {agree}/{len(agreement)} ({min(agreement, default=float('nan')):.3f}) |"
+        totals["photos"] += result["rows"]
+        totals["same_verdict"] += result["same_verdict_rows"]
+        lines.append(f"| {name} | " + " | ".join(cells) +
+                     f" | {result['identical_rows']}/{result['rows']} | {result['same_verdict_rows']}/{result['rows']}"
+                     f" | {'yes' if result['same_verdicts'] else 'NO'} |" + mask_cell)
+    return {"names": names, "lines": lines, "worst": worst, "totals": totals}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("before", type=Path)
@@ -97,46 +136,20 @@ def main(argv=None) -> int:
     parser.add_argument("--readable-from", type=float, default=0.5)
     parser.add_argument("--margin", type=float, default=0.0)
     args = parser.parse_args(argv)
-    names = sorted({p.stem for p in args.before.glob("*.json")} | {p.stem for p in args.after.glob("*.json")})
-    if not names:
+    rule = (tuple(args.band), args.readable_from, args.margin) if args.band else None
+    compared = compare_folders(args.before, args.after, args.masks, rule)
+    if not compared["names"]:
         parser.error(f"no SET.json in {args.before} or {args.after}")
-    worst = 0.0
-    mask_column = f" masks F1 >= {MASK_AGREEMENT} (lowest) |" if args.masks else ""
-    print("| set | " + " | ".join(f"{k} before / after" for k in SCORES)
-          + " | identical rows | same verdict | same verdict counts |" + mask_column)
-    print("| --- |" + " --- |" * (len(SCORES) + 3 + bool(args.masks)))
-    totals = {"photos": 0, "same_verdict": 0, "masks": 0, "masks_agree": 0}
-    for name in names:
-        paths = args.before / f"{name}.json", args.after / f"{name}.json"
-        if not all(p.is_file() for p in paths):
-            print(f"| {name} | missing in {' and '.join(str(p.parent) for p in paths if not p.is_file())} |")
-            continue
-        reports = [json.loads(p.read_text()) for p in paths]
-        if args.band:
-            reports = [with_verdicts(r, tuple(args.band), args.readable_from, args.margin) for r in reports]
-        result = compare(*reports)
-        worst = max(worst, largest_change(result))
-        cells = [" / ".join("-" if v is None else f"{v:.4f}" for v in pair) for pair in result["scores"].values()]
-        masks = ""
-        if args.masks:
-            agreement = compare_masks(args.before / "masks" / name, args.after / "masks" / name)
-            agree = sum(1 for value in agreement if value >= MASK_AGREEMENT)
-            totals["masks"] += len(agreement)
-            totals["masks_agree"] += agree
-            masks = f" {agree}/{len(agreement)} ({min(agreement, default=float('nan')):.3f}) |"
-        totals["photos"] += result["rows"]
-        totals["same_verdict"] += result["same_verdict_rows"]
-        print(f"| {name} | " + " | ".join(cells) +
-              f" | {result['identical_rows']}/{result['rows']} | {result['same_verdict_rows']}/{result['rows']}"
-              f" | {'yes' if result['same_verdicts'] else 'NO'} |" + masks)
-    print(f"largest score change: {worst:.4f} (tolerance {args.tolerance})")
+    print("\n".join(compared["lines"]))
+    totals = compared["totals"]
+    print(f"largest score change: {compared['worst']:.4f} (tolerance {args.tolerance})")
     if totals["photos"]:
         print(f"same verdict: {totals['same_verdict']}/{totals['photos']} photos "
               f"({totals['same_verdict'] / totals['photos']:.2%})")
     if totals["masks"]:
         print(f"masks agreeing (F1 >= {MASK_AGREEMENT}): {totals['masks_agree']}/{totals['masks']} photos "
               f"({totals['masks_agree'] / totals['masks']:.2%})")
-    return 0 if worst <= args.tolerance else 1
+    return 0 if compared["worst"] <= args.tolerance else 1
 
 
 if __name__ == "__main__":

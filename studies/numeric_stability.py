@@ -22,7 +22,6 @@ identical as printed. Exit status 1 when one does not.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -79,40 +78,30 @@ def run_configuration(name: str, out: Path, data: Path, sets: list[str], limit: 
               *extra], env_changes)
 
 
-def _shipped_rule() -> list[str]:
-    """``compare_evaluations``' arguments that recompute every verdict with the shipped rule (the
-    default fusion's band, readable_from and margin), so that both configurations are judged by it."""
+def _shipped_rule() -> tuple[tuple[float, float], float, float]:
+    """The default fusion's verdict rule, ``(band, readable_from, margin)``: both configurations'
+    verdicts are recomputed from their scores with it, so that edits of the edges between the runs
+    do not count as flips."""
     from wsloc_runtime.fusion import DEFAULT_SETTINGS
 
-    low, high = DEFAULT_SETTINGS.verdict_band
-    return ["--band", str(low), str(high), "--readable-from", str(DEFAULT_SETTINGS.readable_from),
-            "--margin", str(DEFAULT_SETTINGS.verdict_margin)]
+    return tuple(DEFAULT_SETTINGS.verdict_band), DEFAULT_SETTINGS.readable_from, DEFAULT_SETTINGS.verdict_margin
 
 
 def summarize(out: Path) -> bool:
     """Print the comparison and whether each target holds; True when all do."""
     reference, other = out / "reference", out / "other"
-    compare_evaluations.main([str(reference), str(other), "--masks", "--tolerance", "1", *_shipped_rule()])
-    photos = same = masks = agreeing = 0
-    for report in sorted(reference.glob("*.json")):
-        twin = other / report.name
-        if not twin.is_file():
-            continue
-        rule = _shipped_rule()
-        band, readable_from, margin = (float(rule[1]), float(rule[2])), float(rule[4]), float(rule[6])
-        result = compare_evaluations.compare(
-            *(compare_evaluations.with_verdicts(json.loads(path.read_text()), band, readable_from, margin)
-              for path in (report, twin)))
-        photos += result["rows"]
-        same += result["same_verdict_rows"]
-        values = compare_evaluations.compare_masks(reference / "masks" / report.stem, other / "masks" / report.stem)
-        masks += len(values)
-        agreeing += sum(1 for v in values if v >= compare_evaluations.MASK_AGREEMENT)
+    compared = compare_evaluations.compare_folders(reference, other, masks=True, rule=_shipped_rule())
+    print("\n".join(compared["lines"]))
+    totals = compared["totals"]
+    photos, masks = totals["photos"], totals["masks"]
+    print(f"same verdict: {totals['same_verdict']}/{photos} photos; masks agreeing (F1 >= "
+          f"{compare_evaluations.MASK_AGREEMENT}): {totals['masks_agree']}/{masks}")
     examples_same = (reference / "examples.txt").read_text() == (other / "examples.txt").read_text()
     checks = {
-        f"same verdict on >= {SAME_VERDICT_TARGET:.1%} of photos": photos > 0 and same / photos >= SAME_VERDICT_TARGET,
+        f"same verdict on >= {SAME_VERDICT_TARGET:.1%} of photos":
+            photos > 0 and totals["same_verdict"] / photos >= SAME_VERDICT_TARGET,
         f"masks agree (F1 >= {compare_evaluations.MASK_AGREEMENT}) on >= {MASK_TARGET:.0%}":
-            masks > 0 and agreeing / masks >= MASK_TARGET,
+            masks > 0 and totals["masks_agree"] / masks >= MASK_TARGET,
         "examples' lines identical as printed": examples_same,
     }
     for label, held in checks.items():

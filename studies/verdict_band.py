@@ -36,7 +36,7 @@ import numpy as np
 
 from wsloc_runtime.evaluate import CONFIDENT_VERDICTS, count_verdicts
 from wsloc_runtime.pipeline import verdict_of
-from wsloc_runtime.readability import READABILITY_EVIDENCE, VERDICT_KINDS
+from wsloc_runtime.readability import READABILITY_EVIDENCE, verdict_level
 
 DEFAULT_SETS = ("casia1-dev-swap", "noso")
 
@@ -107,7 +107,7 @@ def rows_from_evaluation(report: dict) -> list[PhotoRow]:
             continue
         kinds = (row.get("readability") or {}).get("kinds")
         if kinds:
-            readability = min(float(kinds.get(kind, 0.0)) for kind in VERDICT_KINDS)
+            readability = verdict_level(kinds)
         else:
             evidence = row.get("evidence") or {}
             readability = min((evidence.get(name, {}).get("reliability", 0.0) for name in READABILITY_EVIDENCE),

@@ -23,7 +23,7 @@ from .provenance import csv_columns, provenance_of
 from .safe_text import csv_text, terminal_text
 from .imageio import describe_source, write_json_atomic, write_palette_png_atomic, write_png_atomic
 from .pipeline import Localizer, LocalizationResult, start_stage
-from .readability import could_show
+from .readability import Readability
 from .wording import LINE_WIDTH, band_in_words, verdict_sentence, verdict_short_line  # noqa: F401  (for importers)
 from .viz import heatmap_levels, heatmap_palette, legend_picture, mask_image, overlay
 
@@ -161,7 +161,7 @@ def row_from_payload(payload: dict, source: str, stem: str) -> dict:
     if payload.get("readability"):  # likewise
         readability = payload["readability"]
         row["readability"] = readability["sentence"]
-        row["could_show"] = could_show(readability["kinds"], readability["readable_from"])
+        row["could_show"] = Readability(readability["kinds"], readability["readable_from"]).could_show()
     if "provenance" in payload:
         row.update(csv_columns(payload["provenance"]))
         if payload["provenance"].get("statement"):  # for the printed line; not a results.csv column

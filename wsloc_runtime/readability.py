@@ -55,9 +55,14 @@ class Readability:
 
     @property
     def level(self) -> float:
-        """The reliability, in [0, 1], of the kinds a "likely authentic" verdict speaks for (the
-        lowest of them): what a verdict margin scales with (``wsloc_runtime.pipeline.verdict_of``)."""
-        return min(self.kinds.get(kind, 0.0) for kind in VERDICT_KINDS)
+        """:func:`verdict_level` of this photo's kinds."""
+        return verdict_level(self.kinds)
+
+    def could_show(self) -> str:
+        """What the photo could show, in a few words for a one-line summary: ``"could show pastes,
+        copies"``, ``"could show no edit"``."""
+        shown = [SHORT_NAMES.get(kind, kind) for kind in self.kinds if self.can_show(kind)]
+        return "could show " + (", ".join(shown) if shown else "no edit")
 
     @property
     def readable(self) -> bool:
@@ -88,12 +93,11 @@ class Readability:
         }
 
 
-def could_show(kinds: Mapping[str, float], readable_from: float) -> str:
-    """What the photo could show, in a few words for a one-line summary: ``"could show pastes,
-    copies"``, ``"could show no edit"``. ``kinds`` and ``readable_from`` as in :class:`Readability`
-    (and in its :meth:`Readability.summary`)."""
-    shown = [SHORT_NAMES.get(kind, kind) for kind, value in kinds.items() if value >= readable_from]
-    return "could show " + (", ".join(shown) if shown else "no edit")
+def verdict_level(kinds: Mapping[str, float]) -> float:
+    """The reliability, in [0, 1], of the kinds a "likely authentic" verdict speaks for (the lowest
+    of them; 0 for a kind not read): a photo is readable from ``readable_from`` on, and a verdict
+    margin scales with it (``wsloc_runtime.pipeline.verdict_of``)."""
+    return min(float(kinds.get(kind, 0.0)) for kind in VERDICT_KINDS)
 
 
 def _join(items: list[str]) -> str:

@@ -494,18 +494,24 @@ def _whole_blocks(affine: np.ndarray) -> bool:
     return all(float(v).is_integer() and int(v) % 8 == 0 for v in affine[:, 2])
 
 
-def _residual_correlation(gray: np.ndarray, transform: dict, target: np.ndarray) -> float:
-    """Pearson correlation, over the target area (its rim left out), of the photo's fine grain
-    (the photo minus its blur at :data:`RESIDUAL_SIGMA`) with the grain carried over from the
-    source area by the transform; 1 for a pixel-exact copy."""
+def _fine_grain(gray: np.ndarray) -> np.ndarray:
+    """The photo minus its blur at :data:`RESIDUAL_SIGMA`, ``float32``: the grain a copy carries along."""
     import cv2
 
     values = gray.astype(np.float32)
-    grain = values - cv2.GaussianBlur(values, (0, 0), RESIDUAL_SIGMA)
-    height, width = gray.shape
+    return values - cv2.GaussianBlur(values, (0, 0), RESIDUAL_SIGMA)
+
+
+def _residual_correlation(grain: np.ndarray, transform: dict, target: np.ndarray) -> float:
+    """Pearson correlation, over the target area (its rim left out), of the photo's fine grain
+    (:func:`_fine_grain`) with the grain carried over from the source area by the transform; 1 for
+    a pixel-exact copy."""
+    import cv2
+
+    height, width = grain.shape
     inverse = cv2.invertAffineTransform(transform["affine"])
     carried = cv2.warpAffine(grain, inverse, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    inside = cv2.warpAffine(np.ones_like(values), inverse, (width, height),
+    inside = cv2.warpAffine(np.ones_like(grain), inverse, (width, height),
                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
     area = (target > 0) & inside
     core = cv2.erode(area.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -632,12 +638,13 @@ def copy_move_evidence(rgb: np.ndarray, size: tuple[int, int] | None = None, mar
     detection_factor = min(1.0, KEYPOINT_MAX_SIDE / max(gray.shape))
     copies, lookalikes = [], []
     jpeg_repeats = 0
+    fine_grain = _fine_grain(gray) if transforms else None  # once for every transform
     for transform in transforms:
         target, source, correlation = _dense_regions(smooth, transform, transform["min_shift"], gray)
         if not target.any():
             continue
         misfit = _misfit(transform, detection_factor)
-        grain = _residual_correlation(gray, transform, target)
+        grain = _residual_correlation(fine_grain, transform, target)
         if transform.get("exact") and _whole_blocks(transform["affine"]) and grain < GRID_SHIFT_MIN_GRAIN:
             jpeg_repeats += 1  # JPEG's own identical blocks, not a copy (GRID_SHIFT_MIN_GRAIN)
             continue
