@@ -95,8 +95,9 @@ def command_localize(args: argparse.Namespace) -> int:
                 progress.write(f"error: {row['error']}", file=sys.stderr)
             elif not args.quiet:
                 progress.write(verdict_line(row), file=sys.stdout)
-                if provenance_line(row):
-                    progress.write(provenance_line(row), file=sys.stdout)
+                declared = provenance_line(row)
+                if declared:
+                    progress.write(declared, file=sys.stdout)
                 for note in row["notes"]:
                     progress.write(f"  note: {note}", file=sys.stdout)
         progress.close()
